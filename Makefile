@@ -1,0 +1,25 @@
+# avi-autoscaler: `make help` lists the targets.
+CARGO ?= cargo
+CRD_FILE := config/crd/aviautoscalers.autoscaling.avi.dev.yaml
+
+.DEFAULT_GOAL := help
+.PHONY: help build test lint fmt crd
+
+help: ## List the targets
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## Build every binary (avi-autoscaler, avi-sim, kube-standin)
+	$(CARGO) build --workspace --bins --locked
+
+test: lint build ## Check formatting, run clippy -D warnings, run every test (the CRD-in-sync check included)
+	$(CARGO) test --workspace --locked
+
+lint: ## cargo fmt --check and cargo clippy --all-targets -D warnings
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+crd: ## Regenerate the CRD in config/crd from the Rust types
+	$(CARGO) run --quiet --locked -p avi-autoscaler -- crd > $(CRD_FILE)

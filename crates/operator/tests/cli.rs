@@ -1,0 +1,145 @@
+//! The `avi-autoscaler` command line, run as a real process.
+
+use std::process::{Command, Output};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_avi-autoscaler"))
+        .args(args)
+        .output()
+        .expect("avi-autoscaler runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn crd_prints_the_checked_in_crd() {
+    let out = run(&["crd"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../config/crd/aviautoscalers.autoscaling.avi.dev.yaml"
+    );
+    let checked_in = std::fs::read_to_string(path).expect("config/crd is checked in");
+    assert!(
+        stdout(&out) == checked_in,
+        "config/crd/aviautoscalers.autoscaling.avi.dev.yaml is out of date: run `make crd` and commit it"
+    );
+}
+
+#[test]
+fn crd_is_a_v1_crd_with_the_contracted_names() {
+    let out = run(&["crd"]);
+    let crd: serde_json::Value = serde_yaml::from_str(&stdout(&out)).unwrap();
+    assert_eq!(crd["apiVersion"], "apiextensions.k8s.io/v1");
+    assert_eq!(crd["kind"], "CustomResourceDefinition");
+    assert_eq!(
+        crd["metadata"]["name"],
+        "aviautoscalers.autoscaling.avi.dev"
+    );
+    assert_eq!(crd["spec"]["group"], "autoscaling.avi.dev");
+    assert_eq!(crd["spec"]["scope"], "Namespaced");
+    assert_eq!(crd["spec"]["names"]["kind"], "AviAutoscaler");
+    assert_eq!(crd["spec"]["names"]["plural"], "aviautoscalers");
+    assert_eq!(
+        crd["spec"]["names"]["shortNames"],
+        serde_json::json!(["aas"])
+    );
+    let version = &crd["spec"]["versions"][0];
+    assert_eq!(version["name"], "v1alpha1");
+    assert_eq!(version["served"], true);
+    assert_eq!(version["storage"], true);
+    assert_eq!(version["subresources"]["status"], serde_json::json!({}));
+    let columns: Vec<&str> = version["additionalPrinterColumns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c.get("priority").is_none())
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        columns,
+        ["Target", "Metric", "Min", "Max", "Replicas", "Age"]
+    );
+    let schema = &version["schema"]["openAPIV3Schema"];
+    assert!(schema["properties"]["spec"]["x-kubernetes-validations"].is_array());
+}
+
+#[test]
+fn crd_schema_is_structural() {
+    // A structural schema has a type on every node and no $ref/anyOf/oneOf with types inside.
+    fn walk(path: &str, s: &serde_json::Value, problems: &mut Vec<String>) {
+        let Some(map) = s.as_object() else { return };
+        if map.contains_key("$ref")
+            || map.contains_key("oneOf")
+            || map.contains_key("anyOf")
+            || map.contains_key("allOf")
+        {
+            problems.push(format!("{path}: uses $ref/oneOf/anyOf/allOf"));
+        }
+        let int_or_string = map.get("x-kubernetes-int-or-string").is_some();
+        let preserve = map.get("x-kubernetes-preserve-unknown-fields").is_some();
+        if !map.contains_key("type") && !int_or_string && !preserve {
+            problems.push(format!("{path}: no type"));
+        }
+        if let Some(props) = map.get("properties").and_then(|p| p.as_object()) {
+            for (k, v) in props {
+                walk(&format!("{path}.{k}"), v, problems);
+            }
+        }
+        if let Some(items) = map.get("items") {
+            walk(&format!("{path}[]"), items, problems);
+        }
+    }
+    let out = run(&["crd"]);
+    let crd: serde_json::Value = serde_yaml::from_str(&stdout(&out)).unwrap();
+    let mut problems = Vec::new();
+    walk(
+        "",
+        &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"],
+        &mut problems,
+    );
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn version_and_help_are_useful() {
+    let out = run(&["--version"]);
+    assert!(out.status.success());
+    assert_eq!(
+        stdout(&out).trim(),
+        format!("avi-autoscaler {}", env!("CARGO_PKG_VERSION"))
+    );
+    let out = run(&["--help"]);
+    assert!(out.status.success());
+    let help = stdout(&out);
+    for word in ["Avi", "crd", "Usage"] {
+        assert!(help.contains(word), "--help lacks {word}:\n{help}");
+    }
+}
+
+#[test]
+fn unknown_subcommands_and_flags_fail_clearly() {
+    let out = run(&["scale-everything"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("unrecognized subcommand 'scale-everything'"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&["crd", "--frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("unexpected argument '--frobnicate'"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("Usage"), "{}", stderr(&out));
+}

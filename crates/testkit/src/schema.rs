@@ -1,0 +1,465 @@
+//! Validation of objects against a CRD's structural schema, as kube-apiserver does it.
+//!
+//! Order follows the API server's handling of a custom resource write: unknown fields are
+//! pruned, `default`s are applied, the OpenAPI v3 constraints are checked (type, required,
+//! enum, bounds, lengths, pattern, item counts), then the CEL rules in
+//! `x-kubernetes-validations` are evaluated (with `kube-cel`, which implements the Kubernetes CEL
+//! libraries). Messages follow the API server's wording, for example
+//! `spec.maxReplicas: Invalid value: 0: spec.maxReplicas in body should be greater than or equal to 1`.
+//!
+//! Known differences from kube-apiserver: `format` is checked only for `int32`, `int64` and
+//! `date-time`; CEL cost limits are not enforced; ratcheting of unchanged invalid fields is not
+//! done.
+
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+/// One field that fails validation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FieldError {
+    /// Path of the field, for example `spec.metrics[0].metricId`.
+    pub field: String,
+    /// The API server's error type (`Invalid value`, `Required value`, `Unsupported value`,
+    /// `Too many`, `Too long`).
+    pub kind: &'static str,
+    /// The detail, for example `spec.maxReplicas in body should be greater than or equal to 1`.
+    pub detail: String,
+    /// The offending value, rendered as the API server renders it, if it shows one.
+    pub value: Option<String>,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.value {
+            Some(v) => write!(f, "{}: {}: {}: {}", self.field, self.kind, v, self.detail),
+            None if self.detail.is_empty() => write!(f, "{}: {}", self.field, self.kind),
+            None => write!(f, "{}: {}: {}", self.field, self.kind, self.detail),
+        }
+    }
+}
+
+/// Prunes unknown fields and applies defaults, as the API server does before validation.
+pub fn prune_and_default(schema: &Value, object: &Value) -> Value {
+    let pruned = prune(schema, object, true);
+    kube_cel::apply_defaults(schema, &pruned)
+}
+
+/// Validates `object` (already pruned and defaulted) against `schema`, including CEL rules.
+/// `old` is the previous object for transition rules.
+pub fn validate(schema: &Value, object: &Value, old: Option<&Value>) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    check(schema, object, "", &mut errors);
+    if errors.is_empty()
+        && let Err(cel_errors) = kube_cel::Validator::new().validate(schema, object, old)
+    {
+        for e in cel_errors.into_vec() {
+            let field = if e.field_path.is_empty() {
+                "<root>".to_owned()
+            } else {
+                e.field_path.clone()
+            };
+            let value = lookup(object, &e.field_path).map(render_value_kind);
+            errors.push(FieldError {
+                field,
+                kind: "Invalid value",
+                detail: e.message,
+                value,
+            });
+        }
+    }
+    errors
+}
+
+/// Renders the errors the way kube-apiserver's `Invalid` status message does:
+/// `[a: …, b: …]` for several errors, the error alone for one.
+pub fn render_errors(errors: &[FieldError]) -> String {
+    match errors {
+        [one] => one.to_string(),
+        many => format!(
+            "[{}]",
+            many.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+fn render_value_kind(v: &Value) -> String {
+    match v {
+        Value::Object(_) => "\"object\"".to_owned(),
+        Value::Array(_) => "\"array\"".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+fn lookup<'a>(object: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut cur = object;
+    for seg in path.split('.').filter(|s| !s.is_empty()) {
+        let (name, indexes) = match seg.find('[') {
+            Some(i) => (&seg[..i], &seg[i..]),
+            None => (seg, ""),
+        };
+        if !name.is_empty() {
+            cur = cur.get(name)?;
+        }
+        for idx in indexes.split('[').filter(|s| !s.is_empty()) {
+            let idx = idx.trim_end_matches(']');
+            cur = match idx.parse::<usize>() {
+                Ok(n) => cur.get(n)?,
+                Err(_) => cur.get(idx.trim_matches('"'))?,
+            };
+        }
+    }
+    Some(cur)
+}
+
+fn child_path(parent: &str, name: &str) -> String {
+    if parent.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{parent}.{name}")
+    }
+}
+
+fn preserves_unknown(schema: &Value) -> bool {
+    schema
+        .get("x-kubernetes-preserve-unknown-fields")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+fn prune(schema: &Value, value: &Value, root: bool) -> Value {
+    match value {
+        Value::Object(map) => {
+            let props = schema.get("properties").and_then(Value::as_object);
+            let additional = schema.get("additionalProperties").filter(|a| a.is_object());
+            let embedded = schema
+                .get("x-kubernetes-embedded-resource")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let mut out = Map::new();
+            for (k, v) in map {
+                // apiVersion, kind and metadata are always kept at the root and in embedded
+                // resources; metadata is validated by the API machinery, not the schema.
+                if (root || embedded) && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+                    out.insert(k.clone(), v.clone());
+                } else if let Some(s) = props.and_then(|p| p.get(k)) {
+                    out.insert(k.clone(), prune(s, v, false));
+                } else if let Some(s) = additional {
+                    out.insert(k.clone(), prune(s, v, false));
+                } else if preserves_unknown(schema) {
+                    out.insert(k.clone(), v.clone());
+                }
+            }
+            Value::Object(out)
+        }
+        Value::Array(items) => match schema.get("items") {
+            Some(s) => Value::Array(items.iter().map(|i| prune(s, i, false)).collect()),
+            None => value.clone(),
+        },
+        other => other.clone(),
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn format_number(n: f64) -> String {
+    if n.fract() == 0.0 && n.abs() < 1e15 {
+        format!("{}", n as i64)
+    } else {
+        format!("{n}")
+    }
+}
+
+fn check(schema: &Value, value: &Value, path: &str, errors: &mut Vec<FieldError>) {
+    let shown = if path.is_empty() { "<root>" } else { path };
+    if value.is_null() {
+        if !schema
+            .get("nullable")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+            && schema.get("type").is_some()
+        {
+            errors.push(FieldError {
+                field: shown.to_owned(),
+                kind: "Invalid value",
+                detail: format!(
+                    "{shown} in body must be of type {}: \"null\"",
+                    schema["type"].as_str().unwrap_or("object")
+                ),
+                value: Some("\"null\"".to_owned()),
+            });
+        }
+        return;
+    }
+    let int_or_string = schema
+        .get("x-kubernetes-int-or-string")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if let Some(expected) = schema.get("type").and_then(Value::as_str) {
+        let actual = type_name(value);
+        let ok = match expected {
+            "number" => matches!(actual, "number" | "integer"),
+            other => other == actual,
+        };
+        if !ok && !int_or_string {
+            errors.push(FieldError {
+                field: shown.to_owned(),
+                kind: "Invalid value",
+                detail: format!("{shown} in body must be of type {expected}: \"{actual}\""),
+                value: Some(render_value_kind(value)),
+            });
+            return;
+        }
+    }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+        && !allowed.contains(value)
+    {
+        let supported = allowed
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        errors.push(FieldError {
+            field: shown.to_owned(),
+            kind: "Unsupported value",
+            detail: format!("supported values: {supported}"),
+            value: Some(value.to_string()),
+        });
+    }
+    match value {
+        Value::Number(n) => check_number(schema, n.as_f64().unwrap_or(f64::NAN), shown, errors),
+        Value::String(s) => check_string(schema, s, shown, errors),
+        Value::Array(items) => {
+            check_array(schema, items, shown, errors);
+            if let Some(item_schema) = schema.get("items") {
+                for (i, item) in items.iter().enumerate() {
+                    check(item_schema, item, &format!("{path}[{i}]"), errors);
+                }
+            }
+        }
+        Value::Object(map) => {
+            if let Some(required) = schema.get("required").and_then(Value::as_array) {
+                for r in required.iter().filter_map(Value::as_str) {
+                    if !map.contains_key(r) {
+                        errors.push(FieldError {
+                            field: child_path(path, r),
+                            kind: "Required value",
+                            detail: String::new(),
+                            value: None,
+                        });
+                    }
+                }
+            }
+            let props = schema.get("properties").and_then(Value::as_object);
+            let additional = schema.get("additionalProperties").filter(|a| a.is_object());
+            for (k, v) in map {
+                if path.is_empty() && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+                    continue;
+                }
+                if let Some(s) = props.and_then(|p| p.get(k)).or(additional) {
+                    check(s, v, &child_path(path, k), errors);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn check_number(schema: &Value, n: f64, path: &str, errors: &mut Vec<FieldError>) {
+    let mut invalid = |detail: String| {
+        errors.push(FieldError {
+            field: path.to_owned(),
+            kind: "Invalid value",
+            detail,
+            value: Some(format_number(n)),
+        })
+    };
+    let flag = |k: &str| schema.get(k).and_then(Value::as_bool).unwrap_or(false);
+    if let Some(min) = schema.get("minimum").and_then(Value::as_f64) {
+        if flag("exclusiveMinimum") && n <= min {
+            invalid(format!(
+                "{path} in body should be greater than {}",
+                format_number(min)
+            ));
+        } else if n < min {
+            invalid(format!(
+                "{path} in body should be greater than or equal to {}",
+                format_number(min)
+            ));
+        }
+    }
+    if let Some(max) = schema.get("maximum").and_then(Value::as_f64) {
+        if flag("exclusiveMaximum") && n >= max {
+            invalid(format!(
+                "{path} in body should be less than {}",
+                format_number(max)
+            ));
+        } else if n > max {
+            invalid(format!(
+                "{path} in body should be less than or equal to {}",
+                format_number(max)
+            ));
+        }
+    }
+    match schema.get("format").and_then(Value::as_str) {
+        Some("int32") if n < f64::from(i32::MIN) || n > f64::from(i32::MAX) => {
+            invalid(format!("{path} in body must be of type int32"))
+        }
+        _ => {}
+    }
+}
+
+fn check_string(schema: &Value, s: &str, path: &str, errors: &mut Vec<FieldError>) {
+    let len = s.chars().count() as u64;
+    if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
+        && len > max
+    {
+        errors.push(FieldError {
+            field: path.to_owned(),
+            kind: "Too long",
+            detail: format!("may not be more than {max} bytes"),
+            value: None,
+        });
+    }
+    if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
+        && len < min
+    {
+        errors.push(FieldError {
+            field: path.to_owned(),
+            kind: "Invalid value",
+            detail: format!("{path} in body should be at least {min} chars long"),
+            value: Some(format!("{s:?}")),
+        });
+    }
+    if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
+        match regex::Regex::new(pattern) {
+            Ok(re) if !re.is_match(s) => errors.push(FieldError {
+                field: path.to_owned(),
+                kind: "Invalid value",
+                detail: format!("{path} in body should match '{pattern}'"),
+                value: Some(format!("{s:?}")),
+            }),
+            Ok(_) => {}
+            Err(e) => errors.push(FieldError {
+                field: path.to_owned(),
+                kind: "Invalid value",
+                detail: format!("the schema's pattern does not compile: {e}"),
+                value: None,
+            }),
+        }
+    }
+    if schema.get("format").and_then(Value::as_str) == Some("date-time") && !is_rfc3339(s) {
+        errors.push(FieldError {
+            field: path.to_owned(),
+            kind: "Invalid value",
+            detail: format!("{path} in body must be of type date-time: {s:?}"),
+            value: Some(format!("{s:?}")),
+        });
+    }
+}
+
+/// A loose RFC 3339 check (`2026-01-02T03:04:05Z`, fractions and offsets allowed).
+fn is_rfc3339(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digits =
+        |r: std::ops::Range<usize>| r.clone().all(|i| b.get(i).is_some_and(u8::is_ascii_digit));
+    b.len() >= 20
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && matches!(b[10], b'T' | b't')
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19)
+        && (s.ends_with('Z') || s.ends_with('z') || s[19..].contains(['+', '-']))
+}
+
+fn check_array(schema: &Value, items: &[Value], path: &str, errors: &mut Vec<FieldError>) {
+    let n = items.len() as u64;
+    if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
+        && n > max
+    {
+        errors.push(FieldError {
+            field: path.to_owned(),
+            kind: "Too many",
+            detail: format!("must have at most {max} items"),
+            value: Some(n.to_string()),
+        });
+    }
+    if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
+        && n < min
+    {
+        errors.push(FieldError {
+            field: path.to_owned(),
+            kind: "Invalid value",
+            detail: format!("{path} in body should have at least {min} items"),
+            value: Some(n.to_string()),
+        });
+    }
+    let list_type = schema.get("x-kubernetes-list-type").and_then(Value::as_str);
+    if list_type == Some("map")
+        && let Some(keys) = schema
+            .get("x-kubernetes-list-map-keys")
+            .and_then(Value::as_array)
+    {
+        let mut seen = std::collections::HashSet::new();
+        for (i, item) in items.iter().enumerate() {
+            let key: Vec<String> = keys
+                .iter()
+                .filter_map(Value::as_str)
+                .map(|k| item.get(k).map(ToString::to_string).unwrap_or_default())
+                .collect();
+            if !seen.insert(key.clone()) {
+                errors.push(FieldError {
+                    field: format!("{path}[{i}]"),
+                    kind: "Duplicate value",
+                    detail: String::new(),
+                    value: Some(format!("{{{}}}", key.join(", "))),
+                });
+            }
+        }
+    }
+}
+
+/// Finds the `openAPIV3Schema` of `version` in a CustomResourceDefinition (as JSON).
+pub fn crd_version_schema<'a>(crd: &'a Value, version: &str) -> Option<&'a Value> {
+    crd.pointer("/spec/versions")?
+        .as_array()?
+        .iter()
+        .find(|v| v.get("name").and_then(Value::as_str) == Some(version))?
+        .pointer("/schema/openAPIV3Schema")
+}
+
+/// Admits a custom resource as the API server would on create: prune, default, validate.
+/// Returns the stored form, or every field error.
+pub fn admit(
+    schema: &Value,
+    object: &Value,
+    old: Option<&Value>,
+) -> Result<Value, Vec<FieldError>> {
+    let stored = prune_and_default(schema, object);
+    let old = old.map(|o| prune_and_default(schema, o));
+    let errors = validate(schema, &stored, old.as_ref());
+    if errors.is_empty() {
+        Ok(stored)
+    } else {
+        Err(errors)
+    }
+}
