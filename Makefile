@@ -1,9 +1,11 @@
 # avi-autoscaler: `make help` lists the targets.
 CARGO ?= cargo
 CRD_FILE := config/crd/aviautoscalers.autoscaling.avi.dev.yaml
+PYTHON ?= python3
+VENV := .venv
 
 .DEFAULT_GOAL := help
-.PHONY: help build test lint fmt crd
+.PHONY: help build test lint fmt crd venv
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
@@ -11,7 +13,7 @@ help: ## List the targets
 build: ## Build every binary (avi-autoscaler, avi-sim, kube-standin)
 	$(CARGO) build --workspace --bins --locked
 
-test: lint build ## Check formatting, run clippy -D warnings, run every test (the CRD-in-sync check included)
+test: lint build venv ## Check formatting, run clippy -D warnings, run every test (the CRD-in-sync check included)
 	$(CARGO) test --workspace --locked
 
 lint: ## cargo fmt --check and cargo clippy --all-targets -D warnings
@@ -23,3 +25,10 @@ fmt: ## Format the code
 
 crd: ## Regenerate the CRD in config/crd from the Rust types
 	$(CARGO) run --quiet --locked -p avi-autoscaler -- crd > $(CRD_FILE)
+
+venv: $(VENV)/.installed ## Create .venv with the Python tools the tests call
+
+$(VENV)/.installed: requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
