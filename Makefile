@@ -1,20 +1,24 @@
 # avi-autoscaler: `make help` lists the targets.
 CARGO ?= cargo
 CRD_FILE := config/crd/aviautoscalers.autoscaling.avi.dev.yaml
+CHART_CRD_FILE := config/helm/avi-autoscaler/crds/aviautoscalers.autoscaling.avi.dev.yaml
 PYTHON ?= python3
 VENV := .venv
 
 .DEFAULT_GOAL := help
-.PHONY: help build test lint fmt crd venv
+.PHONY: help build test test-packaging lint fmt crd venv image e2e-kind rbac-audit
 
 help: ## List the targets
-	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-15s %s\n", $$1, $$2}'
 
 build: ## Build every binary (avi-autoscaler, avi-sim, kube-standin)
 	$(CARGO) build --workspace --bins --locked
 
-test: lint build venv ## Check formatting, run clippy -D warnings, run every test (the CRD-in-sync check included)
+test: lint build venv test-packaging ## Check formatting, run clippy -D warnings, run every test (the CRD-in-sync check included)
 	$(CARGO) test --workspace --locked
+
+test-packaging: venv ## Lint and render the Helm chart and config/, validate the manifests, check RBAC, Dockerfile and e2e script
+	$(VENV)/bin/python -m pytest -q tests/python
 
 lint: ## cargo fmt --check and cargo clippy --all-targets -D warnings
 	$(CARGO) fmt --all -- --check
@@ -23,8 +27,22 @@ lint: ## cargo fmt --check and cargo clippy --all-targets -D warnings
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-crd: ## Regenerate the CRD in config/crd from the Rust types
+crd: ## Regenerate the CRD in config/crd and the chart's crds/ from the Rust types
 	$(CARGO) run --quiet --locked -p avi-autoscaler -- crd > $(CRD_FILE)
+	cp $(CRD_FILE) $(CHART_CRD_FILE)
+
+image: ## Build the operator image avi-autoscaler:dev (needs docker)
+	docker build --target avi-autoscaler --tag avi-autoscaler:dev .
+
+e2e-kind: ## End-to-end test on a kind cluster: images, helm install, avi-sim, kuard scale-up (needs docker, kind, kubectl, helm)
+	hack/e2e-kind.sh
+
+rbac-audit: venv ## Check a request log (LOG=file.jsonl, see hack/rbac_audit.py) against config/default's RBAC
+	@test -n "$(LOG)" || { echo "usage: make rbac-audit LOG=requests.jsonl [ARGS='--allow-unused ...']" >&2; exit 2; }
+	@mkdir -p out
+	kubectl kustomize config/default > out/rbac-audit-manifests.yaml
+	$(VENV)/bin/python hack/rbac_audit.py --log $(LOG) --manifests out/rbac-audit-manifests.yaml \
+		--service-account avi-autoscaler/avi-autoscaler $(ARGS)
 
 venv: $(VENV)/.installed ## Create .venv with the Python tools the tests call
 

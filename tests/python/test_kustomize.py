@@ -1,0 +1,85 @@
+"""`kubectl kustomize config/default` installs what the chart's default install does, and
+config/namespaced what the chart does with `watchNamespaces: [routing-ns1]`."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from conftest import CRD_FILE, NAMESPACE, chart, kustomize, one, operator_container, render_chart
+
+# Labels that only say which tool installed an object.
+TOOL_LABELS = {"helm.sh/chart", "app.kubernetes.io/managed-by"}
+
+
+def normalized(objects: list[dict]) -> dict[tuple[str, str, str], dict]:
+    """Objects by (kind, namespace, name), without the tool labels."""
+    result = {}
+    for obj in objects:
+        obj = copy.deepcopy(obj)
+        labels = obj["metadata"].get("labels", {})
+        for key in TOOL_LABELS:
+            labels.pop(key, None)
+        key = (obj["kind"], obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+        assert key not in result, f"{key} appears twice"
+        result[key] = obj
+    return result
+
+
+def without(objects: dict, kinds: set[str]) -> dict:
+    return {k: v for k, v in objects.items() if k[0] not in kinds}
+
+
+@pytest.mark.parametrize(
+    ("directory", "values"),
+    [("config/default", {}), ("config/namespaced", {"watchNamespaces": ["routing-ns1"]})],
+)
+def test_kustomize_equals_the_chart(directory: str, values: dict) -> None:
+    # The Namespace and the CRD are not chart templates (helm --create-namespace, crds/).
+    from_kustomize = without(normalized(kustomize(directory)), {"Namespace", "CustomResourceDefinition"})
+    from_chart = normalized(render_chart(values))
+    assert sorted(from_kustomize) == sorted(from_chart), "kinds, namespaces and names differ"
+    for key, obj in from_chart.items():
+        assert from_kustomize[key] == obj, f"{key} differs:\n--- chart\n{yaml.safe_dump(obj)}\n--- kustomize\n{yaml.safe_dump(from_kustomize[key])}"
+
+
+def test_kustomize_managed_by_label() -> None:
+    for obj in kustomize("config/default"):
+        assert obj["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "kustomize", obj["metadata"]["name"]
+
+
+def test_kustomize_default_installs_the_crd_and_a_restricted_namespace() -> None:
+    objects = kustomize("config/default")
+    crd = one(objects, "CustomResourceDefinition")
+    checked_in = yaml.safe_load(CRD_FILE.read_text())
+    crd["metadata"]["labels"] = {k: v for k, v in crd["metadata"]["labels"].items() if k not in TOOL_LABELS | {"app.kubernetes.io/version"}}
+    if not crd["metadata"]["labels"]:
+        del crd["metadata"]["labels"]
+    assert crd == checked_in
+    namespace = one(objects, "Namespace")
+    assert namespace["metadata"]["name"] == NAMESPACE
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_kustomize_image_and_version_follow_the_chart() -> None:
+    app_version = chart().metadata["appVersion"]
+    objects = kustomize("config/default")
+    assert operator_container(objects)["image"] == f"ghcr.io/avi-autoscaler/avi-autoscaler:{app_version}"
+    for obj in objects:
+        assert obj["metadata"]["labels"]["app.kubernetes.io/version"] == app_version
+
+
+def test_namespaced_overlay_grants_nothing_cluster_wide() -> None:
+    objects = kustomize("config/namespaced")
+    assert [o for o in objects if o["kind"] == "ClusterRoleBinding"] == []
+    assert one(objects, "Role", "avi-autoscaler", "routing-ns1")["rules"] == one(kustomize("config/rbac"), "ClusterRole", "avi-autoscaler")["rules"]
+
+
+def test_samples_reference_each_other() -> None:
+    objects = kustomize("config/samples")
+    secret = one(objects, "Secret")
+    autoscaler = one(objects, "AviAutoscaler")
+    assert autoscaler["spec"]["controller"]["credentialsSecretRef"]["name"] == secret["metadata"]["name"]
+    assert set(secret["stringData"]) == {"username", "password"}
