@@ -55,19 +55,37 @@ fn route(shared: &Shared, req: &Request, settings: &ControllerSettings, empty: b
     let auth_settings = shared.auth_settings();
     let principal = match lock(&shared.auth).authenticate(req, now, &auth_settings) {
         Ok(p) => p,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     if segments == ["logout"] {
         return logout(shared, req, &principal);
     }
+    let resp = authenticated(shared, req, settings, &principal, &segments, empty);
+    if principal.basic {
+        // A controller answering basic auth still sets the session cookies, to "None".
+        resp.with_header("set-cookie", "avi-sessionid=None; HttpOnly; Path=/; Secure")
+            .with_header("set-cookie", "sessionid=None; HttpOnly; Path=/; Secure")
+    } else {
+        resp
+    }
+}
+
+fn authenticated(
+    shared: &Shared,
+    req: &Request,
+    settings: &ControllerSettings,
+    principal: &Principal,
+    segments: &[&str],
+    empty: bool,
+) -> Response {
     // Held for the rest of the request: nothing below takes another lock.
     let world = lock(&shared.world);
     let host = host(req, shared);
-    match (&req.method, segments.as_slice()) {
+    match (&req.method, segments) {
         (&Method::GET, ["api", "analytics", "prometheus-metrics", kind]) => {
             match EntityType::parse(kind) {
                 Some(entity) => {
-                    prometheus_metrics(shared, req, settings, &world, &principal, entity, empty)
+                    prometheus_metrics(shared, req, settings, &world, principal, entity, empty)
                 }
                 None => Response::error(404, format!("Unknown entity type {kind}")),
             }
@@ -75,14 +93,14 @@ fn route(shared: &Shared, req: &Request, settings: &ControllerSettings, empty: b
         (&Method::GET, ["api", "analytics", "metrics", kind, uuid]) => {
             match EntityType::parse(kind) {
                 Some(entity) => json_metrics(
-                    shared, req, settings, &world, &principal, entity, uuid, empty,
+                    shared, req, settings, &world, principal, entity, uuid, empty,
                 ),
                 None => Response::error(404, format!("Unknown entity type {kind}")),
             }
         }
         (&Method::GET, ["api", "analytics", "metric_id"]) => metric_ids(),
         (&Method::GET, ["api", kind @ ("pool" | "virtualservice" | "serviceengine")]) => {
-            inventory(req, settings, &world, &principal, kind, None, &host, empty)
+            inventory(req, settings, &world, principal, kind, None, &host, empty)
         }
         (
             &Method::GET,
@@ -95,14 +113,14 @@ fn route(shared: &Shared, req: &Request, settings: &ControllerSettings, empty: b
             req,
             settings,
             &world,
-            &principal,
+            principal,
             kind,
             Some(uuid),
             &host,
             empty,
         ),
-        (&Method::GET, ["api", "tenant"]) => tenants(&world, &principal, &host, None),
-        (&Method::GET, ["api", "tenant", uuid]) => tenants(&world, &principal, &host, Some(uuid)),
+        (&Method::GET, ["api", "tenant"]) => tenants(&world, principal, &host, None),
+        (&Method::GET, ["api", "tenant", uuid]) => tenants(&world, principal, &host, Some(uuid)),
         (&Method::GET, ["api", "cluster"]) => Response::ok(&cluster(shared, &world, settings)),
         (&Method::GET, ["api", "cluster", "runtime" | "status"]) => {
             Response::ok(&cluster_runtime(shared, &world, settings))
@@ -251,20 +269,20 @@ fn resolve_tenant(
     principal: &Principal,
     settings: &ControllerSettings,
     name: &str,
-) -> Result<Tenant, Response> {
+) -> Result<Tenant, Box<Response>> {
     let Some(t) = world.tenant(name) else {
-        return Err(Response::error(
+        return Err(Box::new(Response::error(
             settings.behaviour.unknown_tenant_status,
             format!("Tenant {name} does not exist"),
-        ));
+        )));
     };
     if let Some(list) = &principal.tenants
         && !list.iter().any(|n| n == name)
     {
-        return Err(Response::error(
+        return Err(Box::new(Response::error(
             403,
             format!("User {} has no access to tenant {name}", principal.username),
-        ));
+        )));
     }
     Ok(t.clone())
 }
@@ -276,7 +294,7 @@ fn header_tenants(
     world: &World,
     principal: &Principal,
     settings: &ControllerSettings,
-) -> Result<Vec<Tenant>, Response> {
+) -> Result<Vec<Tenant>, Box<Response>> {
     if let Some(uuid) = req.header("x-avi-tenant-uuid") {
         let name = world
             .tenants
@@ -284,10 +302,10 @@ fn header_tenants(
             .find(|t| t.uuid == uuid)
             .map(|t| t.name.clone())
             .ok_or_else(|| {
-                Response::error(
+                Box::new(Response::error(
                     settings.behaviour.unknown_tenant_status,
                     format!("Tenant {uuid} does not exist"),
-                )
+                ))
             })?;
         return Ok(vec![resolve_tenant(world, principal, settings, &name)?]);
     }
@@ -337,7 +355,7 @@ fn prometheus_metrics(
         match resolve_tenant(world, principal, settings, &name) {
             Ok(t) if !tenants.contains(&t.name) => tenants.push(t.name),
             Ok(_) => {}
-            Err(resp) => return resp,
+            Err(resp) => return *resp,
         }
     }
     let (realtime, description) =
@@ -397,7 +415,7 @@ fn json_metrics(
 ) -> Response {
     let tenants = match header_tenants(req, world, principal, settings) {
         Ok(t) => t,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let in_scope = |t: &str| tenants.iter().any(|x| x.name == t);
     let found = match entity {
@@ -546,7 +564,7 @@ fn inventory(
 ) -> Response {
     let tenants = match header_tenants(req, world, principal, settings) {
         Ok(t) => t,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let include_name = req.flag("include_name", false).unwrap_or(false);
     let tenant_ref = |name: &str| {

@@ -169,50 +169,50 @@ impl AuthState {
         req: &Request,
         now: f64,
         settings: &AuthSettings,
-    ) -> Result<Principal, Response> {
+    ) -> Result<Principal, Box<Response>> {
         if let Some(auth) = req.header("authorization") {
             let Some(encoded) = auth
                 .strip_prefix("Basic ")
                 .or_else(|| auth.strip_prefix("basic "))
             else {
                 // Only basic credentials travel in this header; tokens go through /login.
-                return Err(Response::error(401, NOT_AUTHENTICATED));
+                return Err(Box::new(Response::error(401, NOT_AUTHENTICATED)));
             };
             if !settings.basic_auth {
-                return Err(Response::error(
+                return Err(Box::new(Response::error(
                     settings.basic_auth_disabled_status,
                     "Basic authentication is not enabled",
-                ));
+                )));
             }
             let decoded = base64::engine::general_purpose::STANDARD
                 .decode(encoded.trim())
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok());
             let Some((user, password)) = decoded.as_deref().and_then(|d| d.split_once(':')) else {
-                return Err(Response::error(401, INVALID_CREDENTIALS));
+                return Err(Box::new(Response::error(401, INVALID_CREDENTIALS)));
             };
             return match self.check(user, password) {
                 Some(u) => {
                     let name = u.username.clone();
                     Ok(self.principal(&name, true, None))
                 }
-                None => Err(Response::error(401, INVALID_CREDENTIALS)),
+                None => Err(Box::new(Response::error(401, INVALID_CREDENTIALS))),
             };
         }
         let sid = req
             .cookie("avi-sessionid")
             .or_else(|| req.cookie("sessionid"))
             .filter(|s| *s != "None")
-            .ok_or_else(|| Response::error(401, NOT_AUTHENTICATED))?
+            .ok_or_else(|| Box::new(Response::error(401, NOT_AUTHENTICATED)))?
             .to_string();
         let Some(session) = self.sessions.get_mut(&sid) else {
-            return Err(Response::error(401, NOT_AUTHENTICATED));
+            return Err(Box::new(Response::error(401, NOT_AUTHENTICATED)));
         };
         let idle = settings.idle_timeout > 0.0 && now - session.last_seen > settings.idle_timeout;
         let old = settings.max_age > 0.0 && now - session.created > settings.max_age;
         if idle || old {
             self.sessions.remove(&sid);
-            return Err(Response::error(401, NOT_AUTHENTICATED));
+            return Err(Box::new(Response::error(401, NOT_AUTHENTICATED)));
         }
         if req.is_unsafe() {
             let token_ok = req
@@ -220,11 +220,11 @@ impl AuthState {
                 .is_some_and(|t| same(t, &session.csrf));
             let referer_ok = !settings.require_referer || req.header("referer").is_some();
             if !token_ok || !referer_ok {
-                return Err(Response::new(
+                return Err(Box::new(Response::new(
                     http::StatusCode::UNAUTHORIZED,
                     "text/html; charset=utf-8",
                     CSRF_FAILED,
-                ));
+                )));
             }
         }
         session.last_seen = now;

@@ -1,6 +1,7 @@
 //! Requests and responses as the handlers see them, and the response body that can break on
 //! purpose.
 
+use std::future::Future as _;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -188,7 +189,13 @@ pub(crate) struct SimBody {
     /// Declared length; when more than `data` holds, the body fails after sending `data`.
     declared: u64,
     fail: bool,
+    /// Before failing, a pause: hyper flushes what it has (headers, half the body) while the
+    /// body is pending, so the client sees a response that breaks off rather than none.
+    pause: Option<Pin<Box<tokio::time::Sleep>>>,
 }
+
+/// How long a reset body waits between its half and the abort.
+const RESET_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
 
 impl SimBody {
     pub fn full(data: Bytes) -> Self {
@@ -196,6 +203,7 @@ impl SimBody {
             declared: data.len() as u64,
             data: Some(data),
             fail: false,
+            pause: None,
         }
     }
 
@@ -206,6 +214,7 @@ impl SimBody {
             data: Some(data.slice(..data.len() / 2)),
             declared,
             fail: true,
+            pause: Some(Box::pin(tokio::time::sleep(RESET_PAUSE))),
         }
     }
 }
@@ -216,12 +225,18 @@ impl Body for SimBody {
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
+        cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         if let Some(data) = self.data.take()
             && !data.is_empty()
         {
             return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
+        if let Some(pause) = self.pause.as_mut() {
+            if pause.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.pause = None;
         }
         if self.fail {
             self.fail = false;

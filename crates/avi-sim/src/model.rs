@@ -762,13 +762,7 @@ impl PoolBucket {
     fn pool_wide(&self, q: Quantity) -> f64 {
         let p = &self.pool;
         match q {
-            Quantity::PoolAvgConnsPerServer => {
-                if p.present > 0.0 {
-                    p.per_server_integral / p.present
-                } else {
-                    0.0
-                }
-            }
+            Quantity::PoolAvgConnsPerServer if p.present > 0.0 => p.per_server_integral / p.present,
             Quantity::PoolNewConns => p.new_conns / self.len,
             Quantity::PoolClosedConns => p.closed_conns / self.len,
             Quantity::PoolRequests => p.request_integral / self.len,
