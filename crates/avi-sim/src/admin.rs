@@ -167,6 +167,7 @@ struct UserChange {
 struct ControllerChange {
     basic_auth: Option<bool>,
     session_idle_timeout_seconds: Option<u64>,
+    session_clock: Option<crate::scenario::SessionClock>,
     behaviour: Option<serde_json::Map<String, Value>>,
 }
 
@@ -321,6 +322,9 @@ async fn route(sim: &SimHandle, req: &Request) -> Result<Response, Error> {
             if let Some(s) = c.session_idle_timeout_seconds {
                 sim.set_session_idle_timeout(s);
             }
+            if let Some(clock) = c.session_clock {
+                sim.set_session_clock(clock);
+            }
             ok(json!(sim.settings()))
         }
         _ => Ok(not_found(req)),
@@ -340,6 +344,14 @@ fn not_found(req: &Request) -> Response {
 #[cfg(test)]
 mod tests {
     use super::decode;
+
+    #[test]
+    fn readme_lists_every_admin_endpoint() {
+        let readme = include_str!("../README.md");
+        for (endpoint, _) in super::INDEX {
+            assert!(readme.contains(endpoint), "README lacks {endpoint}");
+        }
+    }
 
     #[test]
     fn path_segments_are_percent_decoded() {

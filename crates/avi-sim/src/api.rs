@@ -51,7 +51,7 @@ fn route(shared: &Shared, req: &Request, settings: &ControllerSettings, empty: b
     if segments.first() != Some(&"api") && segments != ["logout"] {
         return Response::error(404, "Not found");
     }
-    let now = shared.clock.elapsed();
+    let now = shared.session_now();
     let auth_settings = shared.auth_settings();
     let principal = match lock(&shared.auth).authenticate(req, now, &auth_settings) {
         Ok(p) => p,
@@ -205,7 +205,7 @@ fn login(shared: &Shared, req: &Request, settings: &ControllerSettings) -> Respo
     let Some((username, secret)) = credentials(req) else {
         return Response::error(401, INVALID_CREDENTIALS);
     };
-    let now = shared.clock.elapsed();
+    let now = shared.session_now();
     let mut auth = lock(&shared.auth);
     let Some((sid, csrf)) = auth.login(&username, &secret, now) else {
         return Response::error(401, INVALID_CREDENTIALS);

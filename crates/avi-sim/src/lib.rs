@@ -57,3 +57,8 @@ pub use scenario::{
 };
 pub use sim::{Error, RunningSim, Sim, SimConfig, SimHandle};
 pub use tls::{TlsError, TlsSource};
+
+/// The README's code blocks, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

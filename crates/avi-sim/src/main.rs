@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use avi_sim::scenario::UnknownSelection;
+use avi_sim::scenario::{SessionClock, UnknownSelection};
 use avi_sim::{FaultSpec, Scenario, Sim, SimConfig, TlsSource};
 use clap::Parser;
 
@@ -66,9 +66,13 @@ struct Cli {
     #[arg(long)]
     no_basic_auth: bool,
 
-    /// Session idle timeout in simulated seconds (0: never). Default 900.
+    /// Session idle timeout in seconds on the session clock (0: never). Default 900.
     #[arg(long, value_name = "SECONDS")]
     session_idle_timeout: Option<u64>,
+
+    /// The clock session lifetimes run on: real (default) or simulated.
+    #[arg(long, value_name = "CLOCK", value_parser = ["real", "simulated"])]
+    session_clock: Option<String>,
 
     /// Answer unknown entity names, ids and metric ids with 400 instead of leaving them out.
     #[arg(long)]
@@ -150,6 +154,11 @@ fn scenario(cli: &Cli) -> Result<Scenario, String> {
     if let Some(t) = cli.session_idle_timeout {
         c.session_idle_timeout_seconds = t;
     }
+    match cli.session_clock.as_deref() {
+        Some("real") => c.session_clock = SessionClock::Real,
+        Some("simulated") => c.session_clock = SessionClock::Simulated,
+        _ => {}
+    }
     if cli.strict {
         c.behaviour.unknown_selection = UnknownSelection::Error;
     }
@@ -200,7 +209,7 @@ fn run(cli: Cli) -> Result<(), String> {
         let clock = sim.handle().clock();
         eprintln!(
             "avi-sim: simulated time {} (x{}{})",
-            clock.now,
+            clock.now.strftime("%Y-%m-%dT%H:%M:%SZ"),
             clock.time_scale,
             if clock.paused { ", paused" } else { "" }
         );

@@ -987,6 +987,18 @@ mod tests {
     }
 
     #[test]
+    fn readme_lists_every_metric() {
+        let readme = include_str!("../README.md");
+        for m in CATALOGUE {
+            assert!(
+                readme.contains(&format!("`{}`", m.id)),
+                "README lacks {}",
+                m.id
+            );
+        }
+    }
+
+    #[test]
     fn one_member_carries_the_whole_seed_load() {
         let w = seed_world();
         assert_eq!(w.pools[0].name, SEED_POOL);

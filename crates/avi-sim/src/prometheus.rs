@@ -6,6 +6,7 @@
 //! (`server`,) `name`; lines grouped by entity (and by member within a pool); one series per
 //! pool member.
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
 
 use crate::model::{EntityType, MetricDef, World, metric, metrics_of};
@@ -42,10 +43,10 @@ struct Line {
 }
 
 /// One entity's lines.
-struct Block {
-    uuid: String,
-    tenant: String,
-    name: Option<String>,
+struct Block<'a> {
+    uuid: &'a str,
+    tenant: &'a str,
+    name: Option<&'a str>,
     lines: Vec<Line>,
 }
 
@@ -80,22 +81,23 @@ pub(crate) fn render(
         }
     }
 
+    let names: HashSet<&str> = q.names.iter().map(String::as_str).collect();
+    let ids: HashSet<&str> = q.ids.iter().map(String::as_str).collect();
     let selected = |name: &str, uuid: &str| {
-        (q.names.is_empty() && q.ids.is_empty())
-            || q.names.iter().any(|n| n == name)
-            || q.ids.iter().any(|i| i == uuid)
+        (names.is_empty() && ids.is_empty()) || names.contains(name) || ids.contains(uuid)
     };
     // (tenant, name, uuid, realtime enabled, index) of every entity in the asked tenants.
-    let all: Vec<(String, String, String, bool, usize)> = match entity {
+    let tenants: HashSet<&str> = q.tenants.iter().map(String::as_str).collect();
+    let all: Vec<(&str, &str, &str, bool, usize)> = match entity {
         EntityType::Pool => world
             .pools
             .iter()
             .enumerate()
             .map(|(i, p)| {
                 (
-                    p.tenant.clone(),
-                    p.name.clone(),
-                    p.uuid.clone(),
+                    p.tenant.as_str(),
+                    p.name.as_str(),
+                    p.uuid.as_str(),
                     p.realtime,
                     i,
                 )
@@ -107,9 +109,9 @@ pub(crate) fn render(
             .enumerate()
             .map(|(i, v)| {
                 (
-                    v.tenant.clone(),
-                    v.name.clone(),
-                    v.uuid.clone(),
+                    v.tenant.as_str(),
+                    v.name.as_str(),
+                    v.uuid.as_str(),
                     v.realtime,
                     i,
                 )
@@ -121,9 +123,9 @@ pub(crate) fn render(
             .enumerate()
             .map(|(i, s)| {
                 (
-                    s.tenant.clone(),
-                    s.name.clone(),
-                    s.uuid.clone(),
+                    s.tenant.as_str(),
+                    s.name.as_str(),
+                    s.uuid.as_str(),
                     s.realtime,
                     i,
                 )
@@ -134,19 +136,17 @@ pub(crate) fn render(
             .nodes
             .iter()
             .enumerate()
-            .map(|(i, n)| ("admin".to_string(), n.clone(), n.clone(), false, i))
+            .map(|(i, n)| ("admin", n.as_str(), n.as_str(), false, i))
             .collect(),
     };
-    let entities: Vec<_> = all
-        .into_iter()
-        .filter(|e| q.tenants.contains(&e.0))
-        .collect();
+    let entities: Vec<_> = all.into_iter().filter(|e| tenants.contains(e.0)).collect();
     if strict {
-        let unknown = q
-            .names
+        let known_names: HashSet<&str> = entities.iter().map(|e| e.1).collect();
+        let known_ids: HashSet<&str> = entities.iter().map(|e| e.2).collect();
+        let unknown = names
             .iter()
-            .find(|n| !entities.iter().any(|e| &e.1 == *n))
-            .or_else(|| q.ids.iter().find(|i| !entities.iter().any(|e| &e.2 == *i)));
+            .find(|n| !known_names.contains(*n))
+            .or_else(|| ids.iter().find(|i| !known_ids.contains(*i)));
         if let Some(x) = unknown {
             return Err(format!(
                 "No {} named or with id {x} in tenant(s) {}",
@@ -168,11 +168,11 @@ pub(crate) fn render(
     if !empty {
         for tenant in &q.tenants {
             let mut blocks = Vec::new();
-            for (t, name, uuid, rt_enabled, i) in &entities {
+            for &(t, name, uuid, rt_enabled, i) in &entities {
                 if t != tenant || !selected(name, uuid) || metrics.is_empty() {
                     continue;
                 }
-                let period = if q.realtime && *rt_enabled {
+                let period = if q.realtime && rt_enabled {
                     settings.realtime_period_seconds
                 } else if q.realtime && b.realtime_not_enabled == RealtimeNotEnabled::Omit {
                     continue;
@@ -182,14 +182,14 @@ pub(crate) fn render(
                 let (a_unix, b_unix) = reported_bucket(now_unix, period, lag);
                 let (a, bb) = (a_unix - start_unix as f64, b_unix - start_unix as f64);
                 let mut block = Block {
-                    uuid: uuid.clone(),
-                    tenant: t.clone(),
-                    name: (entity != EntityType::Controller).then(|| name.clone()),
+                    uuid,
+                    tenant: t,
+                    name: (entity != EntityType::Controller).then_some(name),
                     lines: Vec::new(),
                 };
                 match entity {
                     EntityType::Pool => {
-                        let pool = &world.pools[*i];
+                        let pool = &world.pools[i];
                         let bucket = pool.bucket(a, bb);
                         let pool_wide = b.pool_metrics_on_members == PoolMetricsOnMembers::PoolWide;
                         let rows: Vec<(String, crate::model::MemberValues)> = match b.members {
@@ -227,7 +227,7 @@ pub(crate) fn render(
                             block.lines.push(Line {
                                 metric: m,
                                 server: None,
-                                value: world.vs_value(*i, m, a, bb),
+                                value: world.vs_value(i, m, a, bb),
                             });
                         }
                     }
@@ -236,7 +236,7 @@ pub(crate) fn render(
                             block.lines.push(Line {
                                 metric: m,
                                 server: None,
-                                value: world.se_value(*i, m, a, bb),
+                                value: world.se_value(i, m, a, bb),
                             });
                         }
                     }
@@ -245,7 +245,7 @@ pub(crate) fn render(
                             block.lines.push(Line {
                                 metric: m,
                                 server: None,
-                                value: world.controller_value(*i, m),
+                                value: world.controller_value(i, m),
                             });
                         }
                     }
@@ -281,14 +281,14 @@ pub(crate) fn render(
                 let _ = write!(
                     out,
                     "{name}{{uuid=\"{}\", type=\"{}\", tenant=\"{}\"",
-                    escape(&block.uuid),
+                    escape(block.uuid),
                     entity.as_str(),
-                    escape(&block.tenant)
+                    escape(block.tenant)
                 );
                 if let Some(server) = &line.server {
                     let _ = write!(out, ", server=\"{}\"", escape(server));
                 }
-                if let Some(n) = &block.name {
+                if let Some(n) = block.name {
                     let _ = write!(out, ", name=\"{}\"", escape(n));
                 }
                 let _ = writeln!(out, "}} {}", pyfloat::repr(line.value));

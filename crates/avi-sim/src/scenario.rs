@@ -82,14 +82,19 @@ pub struct ControllerSettings {
     /// controller by default, on in the simulator unless `--no-basic-auth`).
     #[serde(default = "yes")]
     pub basic_auth: bool,
-    /// A session expires after this many simulated seconds without a request
-    /// (`api_idle_timeout`, default 15 min; 0 = never).
+    /// A session expires after this many seconds without a request (`api_idle_timeout`,
+    /// default 15 min; 0 = never), counted on `sessionClock`.
     #[serde(default = "default_idle")]
     pub session_idle_timeout_seconds: u64,
-    /// A session expires this many simulated seconds after login whatever its use
-    /// (`api_force_timeout`, default 24 h; 0 = never).
+    /// A session expires this many seconds after login whatever its use
+    /// (`api_force_timeout`, default 24 h; 0 = never), counted on `sessionClock`.
     #[serde(default = "default_max_age")]
     pub session_max_age_seconds: u64,
+    /// The clock session lifetimes run on: `real` (default: a demo at `timeScale: 60` does not
+    /// log its client out every few seconds) or `simulated` (tests expire a session by moving
+    /// the simulated clock).
+    #[serde(default)]
+    pub session_clock: SessionClock,
     /// Simulated seconds per real second (0 freezes the clock).
     #[serde(default = "one")]
     pub time_scale: f64,
@@ -123,6 +128,7 @@ impl Default for ControllerSettings {
             basic_auth: true,
             session_idle_timeout_seconds: default_idle(),
             session_max_age_seconds: default_max_age(),
+            session_clock: SessionClock::default(),
             time_scale: 1.0,
             start_time: None,
             paused: false,
@@ -236,6 +242,15 @@ macro_rules! choice {
     };
 }
 
+choice!(
+    /// See [`ControllerSettings::session_clock`].
+    SessionClock {
+        /// Real time.
+        Real,
+        /// The simulated clock.
+        Simulated,
+    }
+);
 choice!(
     /// See [`Behaviour::unknown_selection`].
     UnknownSelection {
@@ -668,7 +683,10 @@ impl Scenario {
                 name: SEED_POOL.into(),
                 uuid: None,
                 tenant: "admin".into(),
-                servers: ServersSpec::default(),
+                servers: ServersSpec {
+                    first_ip: Some(Ipv4Addr::new(10, 244, 1, 10)),
+                    ..ServersSpec::default()
+                },
                 realtime: true,
                 load: Some(LoadSpec::seed()),
             }],
@@ -1101,6 +1119,18 @@ mod tests {
         let yaml = serde_yaml::to_string(&s).unwrap();
         assert_eq!(Scenario::from_yaml(&yaml).unwrap(), s);
         assert!(!format!("{s:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn example_scenarios_are_valid() {
+        let seed = Scenario::from_yaml(include_str!("../scenarios/seed.yaml")).unwrap();
+        assert_eq!(
+            seed,
+            Scenario::builtin("admin"),
+            "seed.yaml is the built-in controller"
+        );
+        Scenario::from_yaml(include_str!("../scenarios/cluster.yaml")).unwrap();
+        Scenario::from_yaml(include_str!("../scenarios/multi-tenant.yaml")).unwrap();
     }
 
     #[test]

@@ -225,6 +225,7 @@ impl Sim {
             shutdown: watch::channel(false).0,
             tls: tls.config,
             node_change: tokio::sync::Mutex::new(()),
+            real_start: std::time::Instant::now(),
         });
         for (i, (_, listener)) in listeners.into_iter().enumerate() {
             let task = spawn_accept_loop(shared.clone(), i, listener);
@@ -674,6 +675,18 @@ impl SimHandle {
     /// Sets the session idle timeout (simulated seconds, 0 = never).
     pub fn set_session_idle_timeout(&self, seconds: u64) {
         lock(&self.shared.settings).session_idle_timeout_seconds = seconds;
+    }
+
+    /// Chooses the clock session lifetimes run on. Sessions' times were kept on the old
+    /// clock, so a change ends every session.
+    pub fn set_session_clock(&self, clock: crate::scenario::SessionClock) {
+        let changed = {
+            let mut s = lock(&self.shared.settings);
+            std::mem::replace(&mut s.session_clock, clock) != clock
+        };
+        if changed {
+            self.expire_sessions();
+        }
     }
 
     /// The current answers to the reference's open questions.

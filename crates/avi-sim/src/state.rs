@@ -11,7 +11,7 @@ use crate::clock::SimClock;
 use crate::counters::CounterBook;
 use crate::faults::FaultBook;
 use crate::model::World;
-use crate::scenario::ControllerSettings;
+use crate::scenario::{ControllerSettings, SessionClock};
 
 /// Locks a mutex; a panic while it was held cannot leave these plain-data states half-written
 /// in a way that matters to a simulator, so poisoning is ignored rather than spread.
@@ -50,6 +50,8 @@ pub(crate) struct Shared {
     pub tls: Arc<rustls::ServerConfig>,
     /// Serialises node up/down changes.
     pub node_change: tokio::sync::Mutex<()>,
+    /// When the simulator started, for sessions on the real clock.
+    pub real_start: std::time::Instant,
 }
 
 impl Shared {
@@ -65,6 +67,14 @@ impl Shared {
             idle_timeout: s.session_idle_timeout_seconds as f64,
             max_age: s.session_max_age_seconds as f64,
             require_referer: s.behaviour.require_referer,
+        }
+    }
+
+    /// The time sessions are measured in: real seconds since start, or simulated seconds.
+    pub fn session_now(&self) -> f64 {
+        match lock(&self.settings).session_clock {
+            SessionClock::Real => self.real_start.elapsed().as_secs_f64(),
+            SessionClock::Simulated => self.clock.elapsed(),
         }
     }
 

@@ -162,7 +162,9 @@ async fn session_login_with_form_and_json_bodies() {
 
 #[tokio::test]
 async fn sessions_expire_after_idle_time_on_the_simulated_clock() {
-    let (sim, client) = start(tenants_scenario()).await;
+    let mut scenario = tenants_scenario();
+    scenario.controller.session_clock = avi_sim::scenario::SessionClock::Simulated;
+    let (sim, client) = start(scenario).await;
     let h = sim.handle();
     let url = format!("{}/api/pool", sim.url());
     let s = login(&client, &sim.url(), "admin", "pw").await;
@@ -192,6 +194,21 @@ async fn sessions_expire_after_idle_time_on_the_simulated_clock() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 401);
+}
+
+#[tokio::test]
+async fn sessions_run_on_the_real_clock_by_default() {
+    let (sim, client) = start(tenants_scenario()).await;
+    let s = login(&client, &sim.url(), "admin", "pw").await;
+    // A day of simulated time passes in no real time: the session lives on.
+    sim.handle().advance(86_400.0 * 2.0).await.unwrap();
+    let resp = client
+        .get(format!("{}/api/pool", sim.url()))
+        .header("cookie", &s.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 
 const BIN: &str = env!("CARGO_BIN_EXE_avi-sim");
+const README: &str = include_str!("../README.md");
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("avi-sim-cli-{}-{name}", std::process::id()));
@@ -90,6 +91,7 @@ fn help_documents_every_flag() {
         "--password",
         "--no-basic-auth",
         "--session-idle-timeout",
+        "--session-clock",
         "--strict",
         "--ca-out",
         "--cert",
@@ -99,6 +101,7 @@ fn help_documents_every_flag() {
         "--version",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
+        assert!(README.contains(&format!("`{flag}")), "README lacks {flag}");
     }
     assert!(help.contains("/_sim/"), "mentions the admin endpoints");
 }
