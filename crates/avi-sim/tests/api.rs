@@ -623,6 +623,45 @@ async fn virtual_services_engines_and_controller_nodes() {
          avi_controller_stats_avg_cpu_usage{uuid=\"node-1\", type=\"controller\", tenant=\"admin\"} 4.0\n\
          avi_controller_stats_avg_cpu_usage{uuid=\"node-2\", type=\"controller\", tenant=\"admin\"} 4.0\n"
     );
+
+    // The same entities through the JSON API.
+    let state = sim.handle().state();
+    let vs_uuid = state["virtualServices"][0]["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let se_uuid = state["serviceEngines"][0]["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (path, metric_entity, value) in [
+        (
+            format!("virtualservice/{vs_uuid}/?metric_id=l4_server.avg_open_conns"),
+            "VSERVER_METRICS_ENTITY",
+            140.0,
+        ),
+        (
+            format!("serviceengine/{se_uuid}/?metric_id=se_stats.avg_cpu_usage"),
+            "SE_METRICS_ENTITY",
+            2.5,
+        ),
+        (
+            "controller/node-2/?metric_id=controller_stats.avg_cpu_usage".to_string(),
+            "CONTROLLER_METRICS_ENTITY",
+            4.0,
+        ),
+    ] {
+        let resp = client
+            .get(format!("{base}/api/analytics/metrics/{path}&limit=1"))
+            .basic_auth("admin", Some("pw"))
+            .send()
+            .await
+            .unwrap();
+        let (status, v) = json(resp).await;
+        assert_eq!(status, 200, "{path}: {v}");
+        assert_eq!(v["metric_entity"], metric_entity);
+        assert_eq!(v["series"][0]["data"][0]["value"], value, "{path}");
+    }
 }
 
 // ---------- the JSON metrics API ----------
