@@ -83,6 +83,11 @@ struct Cli {
     #[arg(long, value_name = "FILE")]
     ca_out: Option<PathBuf>,
 
+    /// An extra DNS name or IP address for the generated certificate, e.g. the name of a
+    /// Kubernetes Service in front of avi-sim (`avi-sim.avi-sim.svc`). Repeatable.
+    #[arg(long, value_name = "NAME")]
+    tls_san: Vec<String>,
+
     /// Serve this PEM certificate chain instead of a generated one (needs --key).
     #[arg(long, value_name = "FILE", requires = "key")]
     cert: Option<PathBuf>,
@@ -196,6 +201,7 @@ fn run(cli: Cli) -> Result<(), String> {
         scenario,
         tls,
         ca_out: cli.ca_out.clone(),
+        extra_names: cli.tls_san.clone(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

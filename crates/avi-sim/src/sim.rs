@@ -38,6 +38,9 @@ pub struct SimConfig {
     /// Where to write the CA certificate (PEM). `None`: a file in a fresh temporary directory,
     /// removed when the simulator stops.
     pub ca_out: Option<PathBuf>,
+    /// Extra DNS names (or IP addresses) for a generated server certificate, for clients that
+    /// reach the simulator by a name such as a Kubernetes Service's `avi-sim.avi-sim.svc`.
+    pub extra_names: Vec<String>,
 }
 
 impl Default for SimConfig {
@@ -56,6 +59,7 @@ impl SimConfig {
             scenario,
             tls: TlsSource::Generate,
             ca_out: None,
+            extra_names: Vec::new(),
         }
     }
 
@@ -156,7 +160,7 @@ impl Sim {
                 })?;
         }
         let hosts: Vec<IpAddr> = config.listen.iter().map(SocketAddr::ip).collect();
-        let tls = material(&config.tls, &hosts)?;
+        let tls = material(&config.tls, &hosts, &config.extra_names)?;
 
         let mut listeners = Vec::new();
         for addr in &config.listen {

@@ -17,7 +17,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 #[derive(Clone, Debug, Default, PartialEq)]
 pub enum TlsSource {
     /// A fresh CA and a server certificate signed by it, with SANs for `127.0.0.1`, `::1`,
-    /// `localhost` and every listen host.
+    /// `localhost`, every listen host and [`crate::SimConfig::extra_names`].
     #[default]
     Generate,
     /// A PEM certificate chain and PEM private key. The chain is what is published as "the CA"
@@ -60,9 +60,13 @@ pub(crate) struct TlsMaterial {
 }
 
 /// Builds the TLS configuration.
-pub(crate) fn material(source: &TlsSource, hosts: &[IpAddr]) -> Result<TlsMaterial, TlsError> {
+pub(crate) fn material(
+    source: &TlsSource,
+    hosts: &[IpAddr],
+    extra_names: &[String],
+) -> Result<TlsMaterial, TlsError> {
     let (chain, key, ca_pem) = match source {
-        TlsSource::Generate => generate(hosts)?,
+        TlsSource::Generate => generate(hosts, extra_names)?,
         TlsSource::Files { cert, key } => from_files(cert, key)?,
     };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -79,7 +83,7 @@ pub(crate) fn material(source: &TlsSource, hosts: &[IpAddr]) -> Result<TlsMateri
 
 type Chain = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>, String);
 
-fn generate(hosts: &[IpAddr]) -> Result<Chain, TlsError> {
+fn generate(hosts: &[IpAddr], extra_names: &[String]) -> Result<Chain, TlsError> {
     let mut ca_params = CertificateParams::new(Vec::new())?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params
@@ -101,6 +105,11 @@ fn generate(hosts: &[IpAddr]) -> Result<Chain, TlsError> {
         let s = h.to_string();
         if !h.is_unspecified() && !names.contains(&s) {
             names.push(s);
+        }
+    }
+    for n in extra_names {
+        if !n.is_empty() && !names.contains(n) {
+            names.push(n.clone());
         }
     }
     let mut params = CertificateParams::new(names)?;

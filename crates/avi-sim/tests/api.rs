@@ -3,7 +3,7 @@
 
 mod support;
 
-use avi_sim::{Scenario, User};
+use avi_sim::{Scenario, SimConfig, User};
 use serde_json::Value;
 use support::{get_basic, login, set_cookie, start};
 
@@ -895,4 +895,35 @@ async fn cluster_runtime_follows_the_nodes() {
     )
     .await;
     assert_eq!(version["Version"], "30.2.1");
+}
+
+#[tokio::test]
+async fn a_generated_certificate_carries_the_extra_names() {
+    let mut config = SimConfig::new(Scenario::builtin("admin")).paused();
+    config.extra_names = vec!["avi-sim.avi-sim.svc".into()];
+    let (sim, _) = support::start_with(config).await;
+    let addr = sim.addrs()[0];
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = |name: &str| {
+        reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(sim.ca_pem().as_bytes()).unwrap()])
+            .resolve(name, addr)
+            .timeout(support::TIMEOUT)
+            .build()
+            .unwrap()
+    };
+    let url = |name: &str| format!("https://{name}:{}/_sim/state", addr.port());
+    let ok = client("avi-sim.avi-sim.svc")
+        .get(url("avi-sim.avi-sim.svc"))
+        .send()
+        .await;
+    assert_eq!(ok.expect("the extra name verifies").status(), 200);
+    let refused = client("other.avi-sim.svc")
+        .get(url("other.avi-sim.svc"))
+        .send()
+        .await;
+    assert!(
+        refused.is_err(),
+        "a name not in the certificate must not verify"
+    );
 }
