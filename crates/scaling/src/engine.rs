@@ -173,11 +173,25 @@ impl<'p> Draft<'p> {
             .map(|(m, r)| metric_status(m, r, target, self.previous))
             .collect();
         self.status.metric_summary = metric_summary(spec, &self.status.current_metrics);
+        // Which samples are the ones the last scale was based on (see the freshness module).
+        let stale: Vec<bool> = spec
+            .metrics
+            .iter()
+            .zip(&readings)
+            .map(|(m, r)| match (&self.previous.freshness, r) {
+                (Some(f), Ok(s)) => freshness::is_stale(f, m, s),
+                _ => false,
+            })
+            .collect();
+        // A fresh sample, or a fallback taking the place of a failed one, is new information.
+        let has_new_information = readings.iter().zip(&stale).any(|(r, &s)| r.is_ok() && !s)
+            || (fallback.is_some() && failed > 0);
         self.proposals = spec
             .metrics
             .iter()
             .zip(&readings)
-            .map(|(m, r)| self.proposal(spec, m, r, target, fallback))
+            .zip(&stale)
+            .map(|((m, r), &s)| self.proposal(spec, m, r, s, target, fallback))
             .collect();
         let combined = combine(&self.proposals, current);
 
@@ -252,17 +266,42 @@ impl<'p> Draft<'p> {
                         &scale_events,
                         now,
                     );
-                    let held_back = unheld != replicas
-                        && normalize(spec, current, unheld, &recommendations, &scale_events, now)
+                    // The proposals are held per metric; the legacy window can still carry an
+                    // older, higher recommendation forward. Without a fresh sample no step goes
+                    // further in the direction of the last scale, whatever carries it.
+                    let step_on_stale_data = !has_new_information
+                        && self
+                            .previous
+                            .freshness
+                            .as_ref()
+                            .is_some_and(|f| goes(f.direction, current, n.replicas));
+                    let decided = if step_on_stale_data {
+                        current
+                    } else {
+                        n.replicas
+                    };
+                    let held_back = step_on_stale_data
+                        || (unheld != replicas
+                            && normalize(
+                                spec,
+                                current,
+                                unheld,
+                                &recommendations,
+                                &scale_events,
+                                now,
+                            )
                             .replicas
-                            != n.replicas;
+                                != decided);
                     // Record the lower of the held and unheld proposals: a stale high proposal is
                     // not evidence of load (it multiplies an old ratio by a new replica count),
                     // a stale low one was already true of its bucket, and a lower recommendation
                     // can never cause a step (it only keeps a scale-up window closed).
                     recommendations.record(replicas.min(unheld), now);
                     let (able, able_message) = if held_back {
-                        (Reason::WaitingForFreshSample, self.waiting_message(spec))
+                        (
+                            Reason::WaitingForFreshSample,
+                            self.waiting_message(spec, &stale),
+                        )
                     } else {
                         (n.able_to_scale.0, n.able_to_scale.1.to_owned())
                     };
@@ -276,17 +315,10 @@ impl<'p> Draft<'p> {
                         conditions::limited_message(limit_reason),
                     );
                     self.status.desired_replicas = current;
-                    if n.replicas != current {
-                        let reason = self
-                            .rescale_reason(spec, current, replicas, n.replicas, winner, fallback);
-                        self.scale_to(
-                            spec,
-                            current,
-                            n.replicas,
-                            reason,
-                            &readings,
-                            &mut scale_events,
-                        );
+                    if decided != current {
+                        let reason =
+                            self.rescale_reason(spec, current, replicas, decided, winner, fallback);
+                        self.scale_to(spec, current, decided, reason, &readings, &mut scale_events);
                     }
                 }
             }
@@ -301,6 +333,7 @@ impl<'p> Draft<'p> {
         spec: &ResolvedSpec,
         metric: &ResolvedMetric,
         reading: &Result<Sample, Failure>,
+        stale: bool,
         target: &TargetState,
         fallback: Option<ResolvedFallback>,
     ) -> MetricProposal {
@@ -318,7 +351,7 @@ impl<'p> Draft<'p> {
                     .previous
                     .freshness
                     .as_ref()
-                    .filter(|f| freshness::is_stale(f, metric, sample))
+                    .filter(|_| stale)
                     .map(|f| freshness::hold(f.direction, proposed, target.spec_replicas))
                     .filter(|&h| h != proposed);
                 MetricProposal {
@@ -411,7 +444,7 @@ impl<'p> Draft<'p> {
     }
 
     /// The AbleToScale message while the freshness rule holds a step back.
-    fn waiting_message(&self, spec: &ResolvedSpec) -> String {
+    fn waiting_message(&self, spec: &ResolvedSpec, stale: &[bool]) -> String {
         let Some(record) = &self.previous.freshness else {
             return String::new();
         };
@@ -423,8 +456,9 @@ impl<'p> Draft<'p> {
             .metrics
             .iter()
             .zip(&self.proposals)
-            .filter(|(_, p)| p.held_from.is_some())
-            .map(|(m, p)| {
+            .zip(stale)
+            .filter(|(_, s)| **s)
+            .map(|((m, p), _)| {
                 let value = p.value.as_ref().map_or_else(|_| "?".to_owned(), |v| format_number(*v));
                 let from = time_at(freshness::fresh_from(record, m)).0;
                 format!("{} still reads {value} (a new value, or the same one read from {from} on, counts as fresh)", p.metric)
@@ -553,6 +587,14 @@ impl<'p> Draft<'p> {
             Some(scale) => decision.with_rollback(self.previous, scale.events_before, scale.reason),
             None => decision,
         }
+    }
+}
+
+/// Whether going from `current` to `replicas` is a step in `direction`.
+fn goes(direction: ScaleDirection, current: i32, replicas: i32) -> bool {
+    match direction {
+        ScaleDirection::Up => replicas > current,
+        ScaleDirection::Down => replicas < current,
     }
 }
 
