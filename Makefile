@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 
 .DEFAULT_GOAL := help
-.PHONY: help build test lint fmt crd venv
+.PHONY: help build test lint fmt crd venv demo bench
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
@@ -25,6 +25,15 @@ fmt: ## Format the code
 
 crd: ## Regenerate the CRD in config/crd from the Rust types
 	$(CARGO) run --quiet --locked -p avi-autoscaler -- crd > $(CRD_FILE)
+
+demo: ## Replay the seed experiment through `simulate`: print the table, write out/seed.svg
+	@mkdir -p out
+	$(CARGO) run --quiet --locked -p avi-autoscaler -- simulate --scenario examples/scenarios/seed-averagevalue.yaml --format svg --out out/seed.svg
+	$(CARGO) run --quiet --locked -p avi-autoscaler -- simulate --scenario examples/scenarios/seed-averagevalue.yaml
+	@echo "chart: out/seed.svg"
+
+bench: ## Run every benchmark of the workspace (criterion), e.g. scaling decisions per second
+	$(CARGO) bench --workspace --locked
 
 venv: $(VENV)/.installed ## Create .venv with the Python tools the tests call
 
