@@ -10,9 +10,11 @@
 //! The rule: after a scale, a metric whose value is the one the scale was based on, read less
 //! than one aggregation period after the scale, is *stale*, and a stale metric cannot push the
 //! replica count further in the direction of that scale: its proposal is held at the current
-//! count. It still counts in the other direction. A metric becomes fresh when its value differs
-//! from the recorded one, or when it is read a full aggregation period after the scale (a new
-//! bucket that happens to have the same value).
+//! count. Without any fresh sample no step goes further in that direction at all (the legacy
+//! path's window could otherwise carry an older, higher recommendation forward; the engine checks
+//! this after normalization). Stale metrics still count in the other direction. A metric becomes
+//! fresh when its value differs from the recorded one, or when it is read a full aggregation
+//! period after the scale (a new bucket that happens to have the same value).
 //!
 //! What the rule needs is `status.freshness`: the time and direction of the last scale and the
 //! values it was based on. An object without it (new, or from before the rule) is not held back.

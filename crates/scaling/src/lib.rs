@@ -81,9 +81,10 @@
 //! The operator writes status only when it changed, so nothing in it moves on every poll:
 //! conditions keep `lastTransitionTime` unless their status flips; `currentMetrics[].sampleTime`
 //! is when a value was *first* read; the recommendation history changes only when the
-//! recommendation does (see the history encoding in the `history` module: one entry per
-//! distinct value, exactly equivalent to a per-poll list in which an entry counts until the
-//! next poll replaced it); `consecutiveFailures` stops counting at the fallback threshold. A
+//! recommendation does (one entry per distinct value: the current one with the time it was first
+//! made, the others with the time they were last replaced; exactly equivalent to a per-poll list
+//! in which an entry counts until the poll that replaced it); `consecutiveFailures` stops
+//! counting at the fallback threshold. A
 //! decision on unchanged inputs returns a status equal to the previous one. Times are whole
 //! seconds, as status stores them.
 //!
@@ -95,8 +96,8 @@
 //! the new replica count after each scale and steps again on no new information. Here a metric
 //! is *stale* after a scale while it reads the value the scale was based on and was read less
 //! than one aggregation period after the scale; a stale metric cannot push the count further in
-//! the direction of that scale. It becomes fresh when its value changes, or a full period after
-//! the scale. What the rule needs (time, direction, values) is `status.freshness`; an object
+//! the direction of that scale, and without any fresh sample no step goes further that way. It
+//! becomes fresh when its value changes, or a full period after the scale. What the rule needs (time, direction, values) is `status.freshness`; an object
 //! without it is not held back.
 //!
 //! Limits: a new bucket with exactly the same value is recognised only a full period after the
