@@ -412,3 +412,30 @@ fn an_unwritable_output_fails_with_exit_code_1() {
         stderr(&out)
     );
 }
+
+#[test]
+fn history_in_the_scenario_status_is_honoured() {
+    // A recommendation of 5 made a minute before the start holds 5 replicas for the rest of the
+    // 300 s scale-down window, although the load is gone.
+    let text = VALID
+        .replace(
+            "durationSeconds: 600",
+            "durationSeconds: 600\ninitialReplicas: 5\nstartTime: \"2026-01-01T00:00:00Z\"",
+        )
+        .replace("[{at: 0, value: 100}, {at: 300, value: 900}]", "[{at: 0, value: 0}]")
+        .replace(
+            "      target: {type: AverageValue, averageValue: 200}\n",
+            "      target: {type: AverageValue, averageValue: 200}\n  status:\n    recommendations:\n    - {time: \"2025-12-31T23:59:00Z\", replicas: 5}\n",
+        );
+    let out = run_scenario(&text);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let records: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let first_down = records
+        .iter()
+        .find(|r| r["scaled"] == true)
+        .expect("it scales down once the window has passed");
+    // The 5 counts as recommended until the first poll (t = 0) superseded it, and the legacy
+    // window still counts an entry exactly 300 s old: down on the poll after that.
+    assert_eq!(first_down["t"], 315, "{first_down}");
+    assert_eq!(first_down["desiredReplicas"], 1);
+}
