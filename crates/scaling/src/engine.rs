@@ -75,6 +75,16 @@ struct Scale {
     events_before: Vec<api::ScaleEvent>,
 }
 
+/// What one poll brought, for the steps after the proposals.
+struct Poll<'a> {
+    spec: &'a ResolvedSpec,
+    current: i32,
+    readings: &'a [Result<Sample, Failure>],
+    stale: &'a [bool],
+    has_new_information: bool,
+    fallback: Option<ResolvedFallback>,
+}
+
 /// The decision while it is being made.
 struct Draft<'p> {
     previous: &'p AviAutoscalerStatus,
@@ -258,73 +268,87 @@ impl<'p> Draft<'p> {
                     unheld,
                     winner,
                 } => {
-                    let n = normalize(
+                    let poll = Poll {
                         spec,
                         current,
-                        replicas,
-                        &recommendations,
-                        &scale_events,
-                        now,
-                    );
-                    // The proposals are held per metric; the legacy window can still carry an
-                    // older, higher recommendation forward. Without a fresh sample no step goes
-                    // further in the direction of the last scale, whatever carries it.
-                    let step_on_stale_data = !has_new_information
-                        && self
-                            .previous
-                            .freshness
-                            .as_ref()
-                            .is_some_and(|f| goes(f.direction, current, n.replicas));
-                    let decided = if step_on_stale_data {
-                        current
-                    } else {
-                        n.replicas
+                        readings: &readings,
+                        stale: &stale,
+                        has_new_information,
+                        fallback,
                     };
-                    let held_back = step_on_stale_data
-                        || (unheld != replicas
-                            && normalize(
-                                spec,
-                                current,
-                                unheld,
-                                &recommendations,
-                                &scale_events,
-                                now,
-                            )
-                            .replicas
-                                != decided);
-                    // Record the lower of the held and unheld proposals: a stale high proposal is
-                    // not evidence of load (it multiplies an old ratio by a new replica count),
-                    // a stale low one was already true of its bucket, and a lower recommendation
-                    // can never cause a step (it only keeps a scale-up window closed).
-                    recommendations.record(replicas.min(unheld), now);
-                    let (able, able_message) = if held_back {
-                        (
-                            Reason::WaitingForFreshSample,
-                            self.waiting_message(spec, &stale),
-                        )
-                    } else {
-                        (n.able_to_scale.0, n.able_to_scale.1.to_owned())
-                    };
-                    self.conditions
-                        .set(ConditionType::AbleToScale, true, able, &able_message);
-                    let (limited, limit_reason) = n.limited;
-                    self.conditions.set(
-                        ConditionType::ScalingLimited,
-                        limited,
-                        limit_reason,
-                        conditions::limited_message(limit_reason),
+                    self.normalize_and_scale(
+                        &poll,
+                        (replicas, unheld, winner),
+                        &mut recommendations,
+                        &mut scale_events,
                     );
-                    self.status.desired_replicas = current;
-                    if decided != current {
-                        let reason =
-                            self.rescale_reason(spec, current, replicas, decided, winner, fallback);
-                        self.scale_to(spec, current, decided, reason, &readings, &mut scale_events);
-                    }
                 }
             }
         }
         self.status.recommendations = recommendations.to_status();
         self.status.scale_events = scale_events.to_status();
+    }
+
+    /// Normalises the combined proposal, records it, sets AbleToScale and ScalingLimited, and
+    /// scales if the count changes.
+    fn normalize_and_scale(
+        &mut self,
+        poll: &Poll<'_>,
+        (replicas, unheld, winner): (i32, i32, Winner),
+        recommendations: &mut Recommendations,
+        scale_events: &mut ScaleEvents,
+    ) {
+        let (spec, current, now) = (poll.spec, poll.current, self.now);
+        let n = normalize(spec, current, replicas, recommendations, scale_events, now);
+        // The proposals are held per metric; the legacy window can still carry an older, higher
+        // recommendation forward. Without a fresh sample no step goes further in the direction
+        // of the last scale, whatever carries it.
+        let step_on_stale_data = !poll.has_new_information
+            && self
+                .previous
+                .freshness
+                .as_ref()
+                .is_some_and(|f| goes(f.direction, current, n.replicas));
+        let decided = if step_on_stale_data {
+            current
+        } else {
+            n.replicas
+        };
+        let held_back = step_on_stale_data
+            || (unheld != replicas
+                && normalize(spec, current, unheld, recommendations, scale_events, now).replicas
+                    != decided);
+        // A proposal the freshness rule changed is not recorded: a stale value is no new evidence
+        // (re-evaluated with the new replica count it only multiplies an old ratio), and the
+        // recommendation made when it was fresh stays the one in force. Recording the held value
+        // instead would keep a scale-up window closed after the next bucket arrives; recording
+        // the unheld one would let the windows act on the stale value.
+        if unheld == replicas {
+            recommendations.record(replicas, now);
+        }
+        let (able, able_message) = if held_back {
+            (
+                Reason::WaitingForFreshSample,
+                self.waiting_message(spec, poll.stale),
+            )
+        } else {
+            (n.able_to_scale.0, n.able_to_scale.1.to_owned())
+        };
+        self.conditions
+            .set(ConditionType::AbleToScale, true, able, &able_message);
+        let (limited, limit_reason) = n.limited;
+        self.conditions.set(
+            ConditionType::ScalingLimited,
+            limited,
+            limit_reason,
+            conditions::limited_message(limit_reason),
+        );
+        self.status.desired_replicas = current;
+        if decided != current {
+            let reason =
+                self.rescale_reason(spec, current, replicas, decided, winner, poll.fallback);
+            self.scale_to(spec, current, decided, reason, poll.readings, scale_events);
+        }
     }
 
     /// What one metric proposes, with the freshness hold and the fallback applied.

@@ -26,6 +26,8 @@
 //!   next bucket, not on the next poll: with 300-second buckets, growth beyond one policy step
 //!   takes one bucket per step. Wider policies or realtime metrics avoid the wait.
 //! * With several metrics, a step in the held direction is driven only by fresh metrics.
+//! * A poll whose combined proposal the rule changed records no recommendation, so the
+//!   stabilization windows see the value as it was first evaluated, not its stale re-readings.
 
 use api::{BasisSample, FreshnessRecord, ResolvedMetric, ScaleDirection};
 
