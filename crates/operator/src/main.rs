@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 mod cli;
+mod simulate;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
@@ -14,5 +15,12 @@ fn main() -> ExitCode {
             print!("{}", api::crd_yaml());
             ExitCode::SUCCESS
         }
+        cli::Command::Simulate(args) => match simulate::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {}", simulate::report(&e));
+                ExitCode::from(e.exit_code())
+            }
+        },
     }
 }
