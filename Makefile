@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 
 .DEFAULT_GOAL := help
-.PHONY: help build test test-packaging lint fmt crd venv image e2e-kind rbac-audit
+.PHONY: help build test test-packaging lint fmt crd venv demo bench image e2e-kind rbac-audit
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-15s %s\n", $$1, $$2}'
@@ -43,6 +43,15 @@ rbac-audit: venv ## Check a request log (LOG=file.jsonl, see hack/rbac_audit.py)
 	kubectl kustomize config/default > out/rbac-audit-manifests.yaml
 	$(VENV)/bin/python hack/rbac_audit.py --log $(LOG) --manifests out/rbac-audit-manifests.yaml \
 		--service-account avi-autoscaler/avi-autoscaler $(ARGS)
+
+demo: ## Replay the seed experiment through `simulate`: print the table, write out/seed.svg
+	@mkdir -p out
+	$(CARGO) run --quiet --locked -p avi-autoscaler -- simulate --scenario examples/scenarios/seed-averagevalue.yaml --format svg --out out/seed.svg
+	$(CARGO) run --quiet --locked -p avi-autoscaler -- simulate --scenario examples/scenarios/seed-averagevalue.yaml
+	@echo "chart: out/seed.svg"
+
+bench: ## Run every benchmark of the workspace (criterion), e.g. scaling decisions per second
+	$(CARGO) bench --workspace --locked
 
 venv: $(VENV)/.installed ## Create .venv with the Python tools the tests call
 

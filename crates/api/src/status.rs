@@ -46,7 +46,10 @@ pub struct AviAutoscalerStatus {
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
 
-    /// Per-poll replica recommendations inside the longest stabilization window, oldest first.
+    /// The replica recommendations (before stabilization) inside the longest stabilization
+    /// window, one entry per distinct value, oldest first: the last entry is the current
+    /// recommendation with the time it was first made; each earlier one carries the time it was
+    /// last replaced (until then it counted as recommended).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recommendations: Vec<Recommendation>,
 
@@ -59,7 +62,9 @@ pub struct AviAutoscalerStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub freshness: Option<FreshnessRecord>,
 
-    /// Polls in a row that could not read the metrics; drives `spec.fallback`.
+    /// Polls in a row in which a metric could not be read; drives `spec.fallback`. Counted up to
+    /// `spec.fallback.failureThreshold` (1 without a fallback), so that an outage does not rewrite
+    /// the status on every poll; the Ready condition's lastTransitionTime says when it began.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub consecutive_failures: i32,
 
@@ -90,7 +95,8 @@ pub struct MetricStatus {
     /// How many series the value combines (the pool's member count; 1 otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub series: Option<i32>,
-    /// When the value was read. Avi's samples carry no timestamp of their own.
+    /// When this value was first read: a value read again on later polls keeps its time (Avi's
+    /// samples carry no timestamp of their own, and one aggregation bucket is read many times).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sample_time: Option<Time>,
     /// Why no value could be read, when none could.

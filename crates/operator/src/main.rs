@@ -12,6 +12,7 @@ mod controller;
 mod events;
 mod leader;
 mod run;
+mod simulate;
 mod target;
 mod telemetry;
 
@@ -37,6 +38,13 @@ fn main() -> ExitCode {
             print!("{}", api::crd_yaml());
             ExitCode::SUCCESS
         }
+        cli::Command::Simulate(args) => match simulate::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {}", simulate::report(&e));
+                ExitCode::from(e.exit_code())
+            }
+        },
         cli::Command::Run(args) => {
             telemetry::init_logging(args.log_format, &args.log_level);
             let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

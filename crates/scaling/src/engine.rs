@@ -1,0 +1,900 @@
+//! [`decide`]: one poll, from inputs to a complete decision.
+//!
+//! The order is the HorizontalPodAutoscaler's `reconcileAutoscaler` (`horizontal.go`): read the
+//! scale, seed the recommendation history, the prechecks (replicas 0, above max, below min),
+//! one proposal per metric and their combination (`computeReplicasForMetrics`), normalization,
+//! the scale, the status. The Avi-specific steps slot in where they belong: sample validation
+//! and the failure streak before the proposals, the freshness hold on each proposal, the
+//! fallback in place of failed metrics, `paused` before the prechecks.
+
+use api::{
+    AviAutoscalerStatus, BasisSample, Behavior, ConditionType, EventReason, FreshnessRecord,
+    InvalidSpec, MetricStatus, Reason, ResolvedFallback, ResolvedMetric, ResolvedSpec,
+    ScaleDirection, Target,
+};
+
+use crate::{
+    clock::{Seconds, secs_of, time_at},
+    conditions::{self, ConditionSet},
+    decision::{Decision, Event, EventType, MetricProposal},
+    freshness,
+    history::{Recommendations, ScaleEvents},
+    inputs::{Failure, Inputs, Sample, TargetState},
+    normalize::normalize,
+    replicas::propose,
+};
+
+/// Decides what to do on one poll. Pure: the same inputs always give the same decision, and the
+/// only memory is `inputs.status`.
+///
+/// Every outcome is a [`Decision`]: an invalid spec, an unreadable target or failed metrics
+/// give a decision that holds the replica count and says why in its conditions (and, when the
+/// `Ready` condition changes reason, in an event).
+pub fn decide(inputs: &Inputs<'_>) -> Decision {
+    let previous = inputs.status.cloned().unwrap_or_default();
+    let mut draft = Draft::new(&previous, inputs.generation, secs_of(inputs.now));
+    match inputs.spec.resolve() {
+        Err(invalid) => draft.invalid_spec(&invalid, inputs.target.as_ref().ok()),
+        Ok(spec) => {
+            draft.status.warnings = warnings(&spec);
+            match &inputs.target {
+                Err(failure) => draft.failed_get_scale(failure),
+                Ok(target) => draft.reconcile(&spec, target, &inputs.samples),
+            }
+        }
+    }
+    draft.finish()
+}
+
+/// Configuration that works but probably does not do what was meant, for `status.warnings`.
+fn warnings(spec: &ResolvedSpec) -> Vec<String> {
+    spec.metrics
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.is_value_on_sum())
+        .map(|(i, m)| {
+            let v = format_number(m.target.amount());
+            format!(
+                "spec.metrics[{i}]: a Value target on a pool Sum runs away to maxReplicas: the pool total does not fall when replicas are added, so each scale-up multiplies it again; use type AverageValue with averageValue {v} (the total divided among the replicas), or aggregation Average"
+            )
+        })
+        .collect()
+}
+
+/// Whether the autoscaler works, for the `Ready` condition.
+#[derive(Clone, Debug)]
+enum Health {
+    Active,
+    Problem(Reason, String),
+}
+
+/// A scale the decision makes, kept for the event and for [`Decision::scale_failed`].
+#[derive(Clone, Debug)]
+struct Scale {
+    reason: String,
+    events_before: Vec<api::ScaleEvent>,
+}
+
+/// What one poll brought, for the steps after the proposals.
+struct Poll<'a> {
+    spec: &'a ResolvedSpec,
+    current: i32,
+    readings: &'a [Result<Sample, Failure>],
+    stale: &'a [bool],
+    has_new_information: bool,
+    fallback: Option<ResolvedFallback>,
+}
+
+/// The decision while it is being made.
+struct Draft<'p> {
+    previous: &'p AviAutoscalerStatus,
+    now: Seconds,
+    status: AviAutoscalerStatus,
+    conditions: ConditionSet,
+    health: Health,
+    desired: i32,
+    scale: Option<Scale>,
+    proposals: Vec<MetricProposal>,
+    events: Vec<Event>,
+}
+
+impl<'p> Draft<'p> {
+    fn new(previous: &'p AviAutoscalerStatus, generation: Option<i64>, now: Seconds) -> Self {
+        let mut status = previous.clone();
+        status.observed_generation = generation;
+        Self {
+            previous,
+            now,
+            conditions: ConditionSet::new(&previous.conditions, generation, time_at(now)),
+            status,
+            health: Health::Active,
+            desired: previous.desired_replicas,
+            scale: None,
+            proposals: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    /// The spec breaks a rule: hold, and say which field.
+    fn invalid_spec(&mut self, invalid: &InvalidSpec, target: Option<&TargetState>) {
+        let message = conditions::invalid_spec(&invalid.to_string());
+        self.conditions.set(
+            ConditionType::ScalingActive,
+            false,
+            Reason::InvalidSpec,
+            &message,
+        );
+        self.health = Health::Problem(Reason::InvalidSpec, message);
+        self.status.warnings.clear();
+        if let Some(t) = target {
+            self.status.current_replicas = t.spec_replicas;
+            self.desired = t.spec_replicas;
+        }
+    }
+
+    /// The target's scale could not be read: nothing else can be known, so only the condition
+    /// changes (`FailedGetScale`).
+    fn failed_get_scale(&mut self, failure: &Failure) {
+        let message = conditions::failed_get_scale(&failure.message);
+        self.conditions.set(
+            ConditionType::AbleToScale,
+            false,
+            Reason::FailedGetScale,
+            &message,
+        );
+        self.health = Health::Problem(Reason::FailedGetScale, failure.message.clone());
+    }
+
+    /// The full decision for a valid spec and a readable target.
+    fn reconcile(
+        &mut self,
+        spec: &ResolvedSpec,
+        target: &TargetState,
+        samples: &[Result<Sample, Failure>],
+    ) {
+        let now = self.now;
+        self.conditions.set(
+            ConditionType::AbleToScale,
+            true,
+            Reason::SucceededGetScale,
+            conditions::SUCCEEDED_GET_SCALE,
+        );
+        let current = target.spec_replicas;
+        self.status.current_replicas = current;
+        self.desired = current;
+
+        let readings: Vec<Result<Sample, Failure>> = (0..spec.metrics.len())
+            .map(|i| validate(samples.get(i)))
+            .collect();
+        let failed = readings.iter().filter(|r| r.is_err()).count();
+        self.status.consecutive_failures = failure_streak(
+            self.previous.consecutive_failures,
+            failed > 0,
+            spec.fallback.as_ref(),
+        );
+        let fallback = spec
+            .fallback
+            .filter(|f| failed > 0 && self.status.consecutive_failures >= f.failure_threshold);
+
+        self.status.current_metrics = spec
+            .metrics
+            .iter()
+            .zip(&readings)
+            .map(|(m, r)| metric_status(m, r, target, self.previous))
+            .collect();
+        self.status.metric_summary = metric_summary(spec, &self.status.current_metrics);
+        // Which samples are the ones the last scale was based on (see the freshness module).
+        let stale: Vec<bool> = spec
+            .metrics
+            .iter()
+            .zip(&readings)
+            .map(|(m, r)| match (&self.previous.freshness, r) {
+                (Some(f), Ok(s)) => freshness::is_stale(f, m, s),
+                _ => false,
+            })
+            .collect();
+        // A fresh sample, or a fallback taking the place of a failed one, is new information.
+        let has_new_information = readings.iter().zip(&stale).any(|(r, &s)| r.is_ok() && !s)
+            || (fallback.is_some() && failed > 0);
+        self.proposals = spec
+            .metrics
+            .iter()
+            .zip(&readings)
+            .zip(&stale)
+            .map(|((m, r), &s)| self.proposal(spec, m, r, s, target, fallback))
+            .collect();
+        let combined = combine(&self.proposals, current);
+
+        let mut recommendations = Recommendations::from_status(&self.previous.recommendations);
+        recommendations.seed(current, now);
+        recommendations.prune(now, spec.behavior.longest_window());
+        let mut scale_events = ScaleEvents::from_status(&self.previous.scale_events);
+        scale_events.prune(now, spec.behavior.longest_period());
+
+        if spec.paused {
+            self.conditions.set(
+                ConditionType::ScalingActive,
+                false,
+                Reason::Paused,
+                conditions::PAUSED,
+            );
+            self.health = Health::Problem(Reason::Paused, conditions::PAUSED.to_owned());
+            self.status.desired_replicas = current;
+        } else if current == 0 {
+            // Implicit maintenance mode: someone scaled the target to 0 by hand.
+            self.conditions.set(
+                ConditionType::ScalingActive,
+                false,
+                Reason::ScalingDisabled,
+                conditions::SCALING_DISABLED,
+            );
+            self.health = Health::Problem(
+                Reason::ScalingDisabled,
+                conditions::SCALING_DISABLED.to_owned(),
+            );
+            self.status.desired_replicas = 0;
+        } else if current > spec.max_replicas || current < spec.min_replicas {
+            // The prechecks skip metrics, stabilization and rate limits entirely. The metrics
+            // are still reported (the HorizontalPodAutoscaler would leave ScalingActive as it
+            // was, which could show a state that no longer holds).
+            self.report_metrics(&combined, spec, fallback);
+            let (replicas, reason) = if current > spec.max_replicas {
+                (
+                    spec.max_replicas,
+                    "Current number of replicas above Spec.MaxReplicas",
+                )
+            } else {
+                (
+                    spec.min_replicas,
+                    "Current number of replicas below Spec.MinReplicas",
+                )
+            };
+            self.scale_to(
+                spec,
+                current,
+                replicas,
+                reason.to_owned(),
+                &readings,
+                &mut scale_events,
+            );
+        } else {
+            self.report_metrics(&combined, spec, fallback);
+            match combined {
+                Combined::Hold => {
+                    // computeReplicasForMetrics failed: no write, desiredReplicas as it was.
+                }
+                Combined::Replicas {
+                    replicas,
+                    unheld,
+                    winner,
+                } => {
+                    let poll = Poll {
+                        spec,
+                        current,
+                        readings: &readings,
+                        stale: &stale,
+                        has_new_information,
+                        fallback,
+                    };
+                    self.normalize_and_scale(
+                        &poll,
+                        (replicas, unheld, winner),
+                        &mut recommendations,
+                        &mut scale_events,
+                    );
+                }
+            }
+        }
+        self.status.recommendations = recommendations.to_status();
+        self.status.scale_events = scale_events.to_status();
+    }
+
+    /// Normalises the combined proposal, records it, sets AbleToScale and ScalingLimited, and
+    /// scales if the count changes.
+    fn normalize_and_scale(
+        &mut self,
+        poll: &Poll<'_>,
+        (replicas, unheld, winner): (i32, i32, Winner),
+        recommendations: &mut Recommendations,
+        scale_events: &mut ScaleEvents,
+    ) {
+        let (spec, current, now) = (poll.spec, poll.current, self.now);
+        let n = normalize(spec, current, replicas, recommendations, scale_events, now);
+        // The proposals are held per metric; the legacy window can still carry an older, higher
+        // recommendation forward. Without a fresh sample no step goes further in the direction
+        // of the last scale, whatever carries it.
+        let step_on_stale_data = !poll.has_new_information
+            && self
+                .previous
+                .freshness
+                .as_ref()
+                .is_some_and(|f| goes(f.direction, current, n.replicas));
+        let decided = if step_on_stale_data {
+            current
+        } else {
+            n.replicas
+        };
+        let held_back = step_on_stale_data
+            || (unheld != replicas
+                && normalize(spec, current, unheld, recommendations, scale_events, now).replicas
+                    != decided);
+        // A proposal the freshness rule changed is not recorded: a stale value is no new evidence
+        // (re-evaluated with the new replica count it only multiplies an old ratio), and the
+        // recommendation made when it was fresh stays the one in force. Recording the held value
+        // instead would keep a scale-up window closed after the next bucket arrives; recording
+        // the unheld one would let the windows act on the stale value.
+        if unheld == replicas {
+            recommendations.record(replicas, now);
+        }
+        let (able, able_message) = if held_back {
+            (
+                Reason::WaitingForFreshSample,
+                self.waiting_message(spec, poll.stale),
+            )
+        } else {
+            (n.able_to_scale.0, n.able_to_scale.1.to_owned())
+        };
+        self.conditions
+            .set(ConditionType::AbleToScale, true, able, &able_message);
+        let (limited, limit_reason) = n.limited;
+        self.conditions.set(
+            ConditionType::ScalingLimited,
+            limited,
+            limit_reason,
+            conditions::limited_message(limit_reason),
+        );
+        self.status.desired_replicas = current;
+        if decided != current {
+            let reason =
+                self.rescale_reason(spec, current, replicas, decided, winner, poll.fallback);
+            self.scale_to(spec, current, decided, reason, poll.readings, scale_events);
+        }
+    }
+
+    /// What one metric proposes, with the freshness hold and the fallback applied.
+    fn proposal(
+        &self,
+        spec: &ResolvedSpec,
+        metric: &ResolvedMetric,
+        reading: &Result<Sample, Failure>,
+        stale: bool,
+        target: &TargetState,
+        fallback: Option<ResolvedFallback>,
+    ) -> MetricProposal {
+        let description = metric.describe();
+        match reading {
+            Ok(sample) => {
+                let proposed = propose(
+                    metric.target,
+                    sample.value,
+                    target,
+                    spec.behavior.tolerance_up(),
+                    spec.behavior.tolerance_down(),
+                );
+                let held = self
+                    .previous
+                    .freshness
+                    .as_ref()
+                    .filter(|_| stale)
+                    .map(|f| freshness::hold(f.direction, proposed, target.spec_replicas))
+                    .filter(|&h| h != proposed);
+                MetricProposal {
+                    metric: description,
+                    value: Ok(sample.value),
+                    replicas: Some(held.unwrap_or(proposed)),
+                    held_from: held.map(|_| proposed),
+                    fallback: false,
+                }
+            }
+            Err(failure) => MetricProposal {
+                metric: description,
+                value: Err(failure.clone()),
+                replicas: fallback.map(|f| f.replicas),
+                held_from: None,
+                fallback: fallback.is_some(),
+            },
+        }
+    }
+
+    /// Sets ScalingActive (and the health behind Ready) from the metrics.
+    fn report_metrics(
+        &mut self,
+        combined: &Combined,
+        spec: &ResolvedSpec,
+        fallback: Option<ResolvedFallback>,
+    ) {
+        let total = self.proposals.len();
+        let failures: Vec<(&MetricProposal, &Failure)> = self
+            .proposals
+            .iter()
+            .filter_map(|p| p.value.as_ref().err().map(|f| (p, f)))
+            .collect();
+        let first = failures
+            .first()
+            .map(|(p, f)| (f.reason, format!("{}: {}", p.metric, f.message)));
+        match (combined, fallback, first) {
+            (_, Some(fb), Some((_, first_error))) => {
+                let message =
+                    conditions::fallback_active(fb.failure_threshold, fb.replicas, &first_error);
+                self.conditions.set(
+                    ConditionType::ScalingActive,
+                    false,
+                    Reason::FallbackActive,
+                    &message,
+                );
+                self.health = Health::Problem(Reason::FallbackActive, message);
+            }
+            (Combined::Hold, _, Some((reason, first_error))) => {
+                self.conditions.set(
+                    ConditionType::ScalingActive,
+                    false,
+                    reason,
+                    &conditions::unable_to_compute(&first_error),
+                );
+                self.health = Health::Problem(
+                    reason,
+                    conditions::invalid_metrics(failures.len(), total, &first_error),
+                );
+            }
+            (Combined::Replicas { winner, .. }, _, first) => {
+                let metric = match winner {
+                    Winner::Metric(i) => spec.metrics[*i].describe(),
+                    Winner::Fallback(i) => spec.metrics[*i].describe(),
+                };
+                self.conditions.set(
+                    ConditionType::ScalingActive,
+                    true,
+                    Reason::ValidMetricFound,
+                    &conditions::valid_metric_found(&metric),
+                );
+                // Some metrics failed, but the others could still scale up (the
+                // HorizontalPodAutoscaler's rule): working, but not as configured.
+                self.health = match first {
+                    Some((reason, first_error)) => Health::Problem(
+                        reason,
+                        conditions::invalid_metrics(failures.len(), total, &first_error),
+                    ),
+                    None => Health::Active,
+                };
+            }
+            (Combined::Hold, _, None) => {
+                // Unreachable: a hold needs a failed metric. Say so rather than panic.
+                self.health = Health::Problem(
+                    Reason::FailedGetAviMetric,
+                    "no metric could be evaluated".to_owned(),
+                );
+            }
+        }
+    }
+
+    /// The AbleToScale message while the freshness rule holds a step back.
+    fn waiting_message(&self, spec: &ResolvedSpec, stale: &[bool]) -> String {
+        let Some(record) = &self.previous.freshness else {
+            return String::new();
+        };
+        let direction = match record.direction {
+            ScaleDirection::Up => "scale-up",
+            ScaleDirection::Down => "scale-down",
+        };
+        let held: Vec<String> = spec
+            .metrics
+            .iter()
+            .zip(&self.proposals)
+            .zip(stale)
+            .filter(|(_, s)| **s)
+            .map(|((m, p), _)| {
+                let value = p.value.as_ref().map_or_else(|_| "?".to_owned(), |v| format_number(*v));
+                let from = time_at(freshness::fresh_from(record, m)).0;
+                format!("{} still reads {value} (a new value, or the same one read from {from} on, counts as fresh)", p.metric)
+            })
+            .collect();
+        format!(
+            "a further {direction} waits for a sample from a newer Avi aggregation bucket than the scale at {} was based on: {}",
+            record.time.0,
+            held.join("; ")
+        )
+    }
+
+    /// The event's "reason: …", as the HorizontalPodAutoscaler words it.
+    fn rescale_reason(
+        &self,
+        spec: &ResolvedSpec,
+        current: i32,
+        desired: i32,
+        normalized: i32,
+        winner: Winner,
+        fallback: Option<ResolvedFallback>,
+    ) -> String {
+        if let (Winner::Fallback(_), Some(fb)) = (winner, fallback) {
+            return format!(
+                "fallback: the metrics could not be read for {} polls in a row",
+                fb.failure_threshold
+            );
+        }
+        if desired > current {
+            let metric = match winner {
+                Winner::Metric(i) | Winner::Fallback(i) => spec.metrics[i].describe(),
+            };
+            format!("{metric} above target")
+        } else if desired < current {
+            "All metrics below target".to_owned()
+        } else if normalized > current {
+            "a higher recommendation is inside the stabilization window".to_owned()
+        } else {
+            "a lower recommendation is inside the stabilization window".to_owned()
+        }
+    }
+
+    /// Scales to `replicas`: the event, the conditions, lastScaleTime, the scale event (with
+    /// `behavior`) and the freshness record.
+    fn scale_to(
+        &mut self,
+        spec: &ResolvedSpec,
+        current: i32,
+        replicas: i32,
+        reason: String,
+        readings: &[Result<Sample, Failure>],
+        scale_events: &mut ScaleEvents,
+    ) {
+        let now = self.now;
+        let events_before = scale_events.to_status();
+        // storeScaleEvent: without behavior the events would never be read.
+        if let Behavior::Rules { .. } = spec.behavior {
+            scale_events.record(current, replicas, now);
+        }
+        self.desired = replicas;
+        self.status.desired_replicas = replicas;
+        self.status.last_scale_time = Some(time_at(now));
+        self.status.freshness = Some(FreshnessRecord {
+            time: time_at(now),
+            direction: if replicas > current {
+                ScaleDirection::Up
+            } else {
+                ScaleDirection::Down
+            },
+            samples: spec
+                .metrics
+                .iter()
+                .zip(readings)
+                .filter_map(|(m, r)| {
+                    r.as_ref().ok().map(|s| BasisSample {
+                        entity: m.entity.clone(),
+                        metric_id: m.metric_id.clone(),
+                        value: s.value,
+                    })
+                })
+                .collect(),
+        });
+        self.conditions.set(
+            ConditionType::AbleToScale,
+            true,
+            Reason::SucceededRescale,
+            &conditions::succeeded_rescale(replicas),
+        );
+        self.events.push(Event {
+            type_: EventType::Normal,
+            reason: EventReason::SuccessfulRescale,
+            message: format!("New size: {replicas}; reason: {reason}"),
+        });
+        self.scale = Some(Scale {
+            reason,
+            events_before,
+        });
+    }
+
+    /// Sets Ready from the health, adds the events of a Ready transition, and assembles the
+    /// decision.
+    fn finish(mut self) -> Decision {
+        let (ok, reason, message) = match &self.health {
+            Health::Active => (true, Reason::Active, conditions::ACTIVE.to_owned()),
+            Health::Problem(reason, message) => (false, *reason, message.clone()),
+        };
+        let before = conditions::find(&self.previous.conditions, ConditionType::Ready)
+            .map(|c| (c.status == "True", Reason::parse(&c.reason)));
+        if before != Some((ok, Some(reason))) {
+            let before = before.and_then(|(_, r)| r);
+            let mut transition = transition_events(before, ok, reason, &message);
+            transition.append(&mut self.events);
+            self.events = transition;
+        }
+        self.conditions
+            .set(ConditionType::Ready, ok, reason, &message);
+        self.status.conditions = self.conditions.into_conditions();
+        let decision = Decision::new(
+            self.desired,
+            self.scale.is_some(),
+            self.proposals,
+            self.status,
+            self.events,
+        );
+        match self.scale {
+            Some(scale) => decision.with_rollback(self.previous, scale.events_before, scale.reason),
+            None => decision,
+        }
+    }
+}
+
+/// Whether going from `current` to `replicas` is a step in `direction`.
+fn goes(direction: ScaleDirection, current: i32, replicas: i32) -> bool {
+    match direction {
+        ScaleDirection::Up => replicas > current,
+        ScaleDirection::Down => replicas < current,
+    }
+}
+
+/// The events for a change of the Ready condition from `before` to (`ok`, `reason`).
+fn transition_events(
+    before: Option<Reason>,
+    ok: bool,
+    reason: Reason,
+    message: &str,
+) -> Vec<Event> {
+    let mut events = Vec::new();
+    let event = |type_, reason, message: &str| Event {
+        type_,
+        reason,
+        message: message.to_owned(),
+    };
+    if before == Some(Reason::Paused) && reason != Reason::Paused {
+        events.push(event(
+            EventType::Normal,
+            EventReason::Resumed,
+            "spec.paused was cleared: the autoscaler manages the replica count again",
+        ));
+    }
+    if before == Some(Reason::FallbackActive) && ok {
+        events.push(event(
+            EventType::Normal,
+            EventReason::FallbackCleared,
+            "the metrics can be read again: the fallback no longer applies",
+        ));
+    }
+    if !ok {
+        let warning = match reason {
+            Reason::Paused => Some((EventType::Normal, EventReason::Paused)),
+            // Not a fault; the HorizontalPodAutoscaler records no event for it either.
+            Reason::ScalingDisabled => None,
+            // Decision::scale_failed records FailedRescale.
+            Reason::FailedUpdateScale => None,
+            Reason::FailedGetScale => Some((EventType::Warning, EventReason::FailedGetScale)),
+            Reason::InvalidSpec => Some((EventType::Warning, EventReason::InvalidSpec)),
+            Reason::FallbackActive => Some((EventType::Warning, EventReason::FallbackActive)),
+            Reason::FailedGetAviMetric => {
+                Some((EventType::Warning, EventReason::FailedGetAviMetric))
+            }
+            Reason::AviAuthFailed => Some((EventType::Warning, EventReason::AviAuthFailed)),
+            Reason::AviUnreachable => Some((EventType::Warning, EventReason::AviUnreachable)),
+            Reason::SecretNotFound => Some((EventType::Warning, EventReason::SecretNotFound)),
+            _ => Some((
+                EventType::Warning,
+                EventReason::FailedComputeMetricsReplicas,
+            )),
+        };
+        if let Some((type_, reason)) = warning {
+            events.push(event(type_, reason, message));
+        }
+    }
+    events
+}
+
+/// A sample as the engine accepts it: bad data is a failed read, never a reason to scale.
+fn validate(sample: Option<&Result<Sample, Failure>>) -> Result<Sample, Failure> {
+    match sample {
+        None => Err(Failure::new(
+            Reason::FailedGetAviMetric,
+            "no sample was taken for this metric",
+        )),
+        Some(Err(failure)) => Err(failure.clone()),
+        Some(Ok(s)) if !(s.value.is_finite() && s.value >= 0.0) => Err(Failure::new(
+            Reason::FailedGetAviMetric,
+            format!(
+                "the controller answered {}, which is not a finite number of at least 0",
+                s.value
+            ),
+        )),
+        Some(Ok(s)) if s.series == 0 => Err(Failure::new(
+            Reason::FailedGetAviMetric,
+            "the controller answered no series (a pool without members)",
+        )),
+        Some(Ok(s)) => Ok(*s),
+    }
+}
+
+/// `status.consecutiveFailures`: polls in a row with a failed metric, counted only as far as
+/// the fallback threshold (1 without a fallback), so that an outage does not rewrite the status
+/// on every poll. The Ready condition's lastTransitionTime says when the failures began.
+fn failure_streak(previous: i32, failed: bool, fallback: Option<&ResolvedFallback>) -> i32 {
+    if !failed {
+        return 0;
+    }
+    let cap = fallback.map_or(1, |f| f.failure_threshold.max(1));
+    previous.max(0).saturating_add(1).min(cap)
+}
+
+/// `status.currentMetrics[i]`. `sampleTime` is when the value was first read: a value read
+/// again keeps its time, so re-reading one Avi bucket does not change the status.
+fn metric_status(
+    metric: &ResolvedMetric,
+    reading: &Result<Sample, Failure>,
+    target: &TargetState,
+    previous: &AviAutoscalerStatus,
+) -> MetricStatus {
+    let mut status = MetricStatus {
+        entity: metric.entity.clone(),
+        metric_id: metric.metric_id.clone(),
+        value: None,
+        average_value: None,
+        series: None,
+        sample_time: None,
+        error: None,
+    };
+    match reading {
+        Ok(s) => {
+            let first_read = previous
+                .current_metrics
+                .iter()
+                .find(|p| {
+                    p.entity == metric.entity
+                        && p.metric_id == metric.metric_id
+                        && p.value == Some(s.value)
+                })
+                .and_then(|p| p.sample_time.clone());
+            status.value = Some(s.value);
+            status.average_value = match metric.target {
+                Target::AverageValue(_) if target.status_replicas > 0 => {
+                    Some(s.value / f64::from(target.status_replicas))
+                }
+                _ => None,
+            };
+            status.series = Some(i32::try_from(s.series).unwrap_or(i32::MAX));
+            status.sample_time = Some(first_read.unwrap_or_else(|| time_at(secs_of(s.read_at))));
+        }
+        Err(f) => status.error = Some(f.message.clone()),
+    }
+    status
+}
+
+/// `status.metricSummary`, as `kubectl get hpa` prints TARGETS: `cur/tgt` for Value,
+/// `avg/tgt (avg)` for AverageValue, `<unknown>` for a failed read, at most two metrics.
+fn metric_summary(spec: &ResolvedSpec, statuses: &[MetricStatus]) -> Option<String> {
+    let parts: Vec<String> = spec
+        .metrics
+        .iter()
+        .zip(statuses)
+        .take(2)
+        .map(|(m, s)| match m.target {
+            Target::Value(t) => format!("{}/{}", known(s.value), format_number(t)),
+            Target::AverageValue(t) => {
+                format!("{}/{} (avg)", known(s.average_value), format_number(t))
+            }
+        })
+        .collect();
+    if parts.is_empty() {
+        return None;
+    }
+    let mut summary = parts.join(", ");
+    if spec.metrics.len() > 2 {
+        summary.push_str(&format!(" + {} more...", spec.metrics.len() - 2));
+    }
+    Some(summary)
+}
+
+fn known(v: Option<f64>) -> String {
+    v.map_or_else(|| "<unknown>".to_owned(), format_number)
+}
+
+/// A number for people: integers without a fraction, others with at most two decimals.
+pub(crate) fn format_number(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        let s = format!("{v:.2}");
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    }
+}
+
+/// Which proposal won the combination.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Winner {
+    Metric(usize),
+    Fallback(usize),
+}
+
+/// The proposals combined (`computeReplicasForMetrics`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Combined {
+    /// Every metric failed, or some failed and the others want fewer replicas: hold.
+    Hold,
+    /// The largest valid proposal (with the freshness hold), the same without the hold, and
+    /// which proposal won.
+    Replicas {
+        replicas: i32,
+        unheld: i32,
+        winner: Winner,
+    },
+}
+
+/// Takes the largest proposal. Metrics without a proposal are invalid: if all are, or some are
+/// and the valid ones would scale down, the decision holds (the HorizontalPodAutoscaler only
+/// lets a partial reading scale up).
+fn combine(proposals: &[MetricProposal], current: i32) -> Combined {
+    let mut replicas = 0;
+    let mut unheld = 0;
+    let mut winner = None;
+    let mut invalid = 0;
+    for (i, p) in proposals.iter().enumerate() {
+        let Some(r) = p.replicas else {
+            invalid += 1;
+            continue;
+        };
+        // `replicas == 0 || proposal > replicas`, as in horizontal.go.
+        if winner.is_none() || replicas == 0 || r > replicas {
+            replicas = r;
+            winner = Some(if p.fallback {
+                Winner::Fallback(i)
+            } else {
+                Winner::Metric(i)
+            });
+        }
+        unheld = unheld.max(p.held_from.unwrap_or(r));
+    }
+    match winner {
+        Some(winner) if !(invalid > 0 && replicas < current) => Combined::Replicas {
+            replicas,
+            unheld,
+            winner,
+        },
+        _ => Combined::Hold,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(format_number(1000.0), "1000");
+        assert_eq!(format_number(666.666_666), "666.67");
+        assert_eq!(format_number(0.5), "0.5");
+        assert_eq!(format_number(200.10), "200.1");
+    }
+
+    fn p(replicas: Option<i32>) -> MetricProposal {
+        MetricProposal {
+            metric: "m".into(),
+            value: replicas
+                .map(f64::from)
+                .ok_or_else(|| Failure::new(Reason::AviUnreachable, "x")),
+            replicas,
+            held_from: None,
+            fallback: false,
+        }
+    }
+
+    #[test]
+    fn invalid_metrics_combine_like_the_hpa() {
+        // All invalid: hold.
+        assert_eq!(combine(&[p(None), p(None)], 3), Combined::Hold);
+        // Some invalid and the valid ones want fewer: hold.
+        assert_eq!(combine(&[p(None), p(Some(2))], 3), Combined::Hold);
+        // Some invalid and the valid ones want as many or more: proceed.
+        assert_eq!(
+            combine(&[p(None), p(Some(3))], 3),
+            Combined::Replicas {
+                replicas: 3,
+                unheld: 3,
+                winner: Winner::Metric(1)
+            }
+        );
+        // The largest valid proposal wins; ties go to the first.
+        assert_eq!(
+            combine(&[p(Some(4)), p(Some(6)), p(Some(6))], 3),
+            Combined::Replicas {
+                replicas: 6,
+                unheld: 6,
+                winner: Winner::Metric(1)
+            }
+        );
+    }
+}

@@ -1,0 +1,145 @@
+//! Freshness gating: never two steps in the same direction on one Avi aggregation bucket.
+//!
+//! Avi's metric values are averages over 300-second buckets (5 seconds for realtime metrics),
+//! and its Prometheus endpoint gives them without a timestamp, so every poll until the next
+//! bucket reads the same value again. For a `Value` target that is a trap: the proposal is
+//! `ceil(ratio × ready replicas)`, so after a scale-up the same, stale ratio is multiplied by the
+//! new, larger replica count and the next poll scales up again on no new information (and the
+//! same on the way down).
+//!
+//! The rule: after a scale, a metric whose value is the one the scale was based on, read less
+//! than one aggregation period after the scale, is *stale*, and a stale metric cannot push the
+//! replica count further in the direction of that scale: its proposal is held at the current
+//! count. Without any fresh sample no step goes further in that direction at all (the legacy
+//! path's window could otherwise carry an older, higher recommendation forward; the engine checks
+//! this after normalization). Stale metrics still count in the other direction. A metric becomes
+//! fresh when its value differs from the recorded one, or when it is read a full aggregation
+//! period after the scale (a new bucket that happens to have the same value).
+//!
+//! What the rule needs is `status.freshness`: the time and direction of the last scale and the
+//! values it was based on. An object without it (new, or from before the rule) is not held back.
+//!
+//! Limits:
+//! * Without timestamps a new bucket with exactly the same value is recognised only by time,
+//!   one full period after the scale, even if the bucket changed sooner.
+//! * A step limited by a rate policy (or the legacy max(2 × current, 4) cap) continues on the
+//!   next bucket, not on the next poll: with 300-second buckets, growth beyond one policy step
+//!   takes one bucket per step. Wider policies or realtime metrics avoid the wait.
+//! * With several metrics, a step in the held direction is driven only by fresh metrics.
+//! * A poll whose combined proposal the rule changed records no recommendation, so the
+//!   stabilization windows see the value as it was first evaluated, not its stale re-readings.
+
+use api::{BasisSample, FreshnessRecord, ResolvedMetric, ScaleDirection};
+
+use crate::{
+    clock::{Seconds, secs, secs_of},
+    inputs::Sample,
+};
+
+/// Whether `sample` of `metric` is the value the last scale was based on, read within one
+/// aggregation period of it.
+pub(crate) fn is_stale(record: &FreshnessRecord, metric: &ResolvedMetric, sample: &Sample) -> bool {
+    basis(record, metric).is_some_and(|b| {
+        b.value == sample.value && secs_of(sample.read_at) < fresh_from(record, metric)
+    })
+}
+
+/// From when a re-read of the basis value counts as a new bucket.
+pub(crate) fn fresh_from(record: &FreshnessRecord, metric: &ResolvedMetric) -> Seconds {
+    let period = Seconds::try_from(metric.aggregation_period().as_secs()).unwrap_or(Seconds::MAX);
+    secs(&record.time).saturating_add(period)
+}
+
+/// The value of `metric` the last scale was based on, if it was read then.
+fn basis<'a>(record: &'a FreshnessRecord, metric: &ResolvedMetric) -> Option<&'a BasisSample> {
+    record
+        .samples
+        .iter()
+        .find(|b| b.entity == metric.entity && b.metric_id == metric.metric_id)
+}
+
+/// A stale proposal, held at `current` in `direction`.
+pub(crate) fn hold(direction: ScaleDirection, proposal: i32, current: i32) -> i32 {
+    match direction {
+        ScaleDirection::Up => proposal.min(current),
+        ScaleDirection::Down => proposal.max(current),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use api::{EntityRef, EntityType, Target, k8s::jiff::Timestamp};
+    use rstest::rstest;
+
+    use super::*;
+    use crate::clock::time_at;
+
+    fn metric(realtime: bool) -> ResolvedMetric {
+        ResolvedMetric {
+            entity: EntityRef {
+                kind: EntityType::Pool,
+                name: Some("web".into()),
+                uuid: None,
+            },
+            metric_id: "l4_server.avg_open_conns".into(),
+            aggregation: Some(api::Aggregation::Sum),
+            realtime,
+            target: Target::AverageValue(200.0),
+        }
+    }
+
+    fn record(at: Seconds, value: f64) -> FreshnessRecord {
+        FreshnessRecord {
+            time: time_at(at),
+            direction: ScaleDirection::Up,
+            samples: vec![BasisSample {
+                entity: metric(false).entity,
+                metric_id: metric(false).metric_id,
+                value,
+            }],
+        }
+    }
+
+    fn sample(value: f64, at: Seconds) -> Sample {
+        Sample {
+            value,
+            series: 1,
+            read_at: Timestamp::from_second(at).unwrap(),
+        }
+    }
+
+    #[rstest]
+    #[case::same_value_same_bucket(false, 300.0, 1000 + 15, true)]
+    #[case::same_value_just_before_a_period(false, 300.0, 1000 + 299, true)]
+    #[case::same_value_a_period_later(false, 300.0, 1000 + 300, false)]
+    #[case::new_value(false, 301.0, 1000 + 15, false)]
+    #[case::realtime_period(true, 300.0, 1000 + 4, true)]
+    #[case::realtime_a_period_later(true, 300.0, 1000 + 5, false)]
+    fn staleness(
+        #[case] realtime: bool,
+        #[case] value: f64,
+        #[case] at: Seconds,
+        #[case] stale: bool,
+    ) {
+        assert_eq!(
+            is_stale(&record(1000, 300.0), &metric(realtime), &sample(value, at)),
+            stale
+        );
+    }
+
+    #[test]
+    fn a_metric_without_a_basis_is_fresh() {
+        let mut r = record(1000, 300.0);
+        r.samples.clear();
+        assert!(!is_stale(&r, &metric(false), &sample(300.0, 1001)));
+    }
+
+    #[rstest]
+    #[case(ScaleDirection::Up, 7, 3, 3)]
+    #[case(ScaleDirection::Up, 2, 3, 2)]
+    #[case(ScaleDirection::Down, 1, 3, 3)]
+    #[case(ScaleDirection::Down, 5, 3, 5)]
+    fn holding(#[case] d: ScaleDirection, #[case] p: i32, #[case] current: i32, #[case] held: i32) {
+        assert_eq!(hold(d, p, current), held);
+    }
+}
