@@ -370,4 +370,147 @@ avi_l4_server_avg_open_conns{uuid=\"pool-2\", type=\"pool\", tenant=\"admin\", s
         );
         assert_eq!(announced_count("something else"), None);
     }
+
+    /// The fixture files under `tests/fixtures`, read as the poller reads an answer.
+    mod fixtures {
+        use super::*;
+
+        macro_rules! fixture {
+            ($name:literal) => {
+                include_str!(concat!("../tests/fixtures/", $name))
+            };
+        }
+
+        fn answer(text: &str) -> Answer {
+            Answer::parse(text, SelectorKind::Name, at()).expect("a usable answer")
+        }
+
+        fn bad(text: &str) -> String {
+            let e = Answer::parse(text, SelectorKind::Name, at()).unwrap_err();
+            assert!(e.is_bad_response(), "{e}");
+            e.to_string()
+        }
+
+        const KUARD: &str = "k8s-03-cluster--kuard.nsx.rockhomelab.org_-routing-ns1-kuard-ingress";
+
+        #[test]
+        fn pool_with_two_members() {
+            let a = answer(fixture!("pool_two_members.txt"));
+            let s = value(a.lookup(KUARD, "l4_server.avg_open_conns", None));
+            assert_eq!((s.value, s.series), (78.0, 2));
+            let h = value(a.lookup(
+                KUARD,
+                "healthscore.health_score_value",
+                Some(Aggregation::Max),
+            ));
+            assert_eq!(h.value, 100.0);
+        }
+
+        #[test]
+        fn virtual_service_has_one_series() {
+            let a = answer(fixture!("virtualservice.txt"));
+            let s = value(a.lookup(
+                "k8s-03-cluster--Shared-L7-0",
+                "l4_client.max_open_conns",
+                None,
+            ));
+            assert_eq!((s.value, s.series), (1200.0, 1));
+            let bw = value(a.lookup(
+                "k8s-03-cluster--Shared-L7-0",
+                "l4_client.avg_bandwidth",
+                None,
+            ));
+            assert_eq!(bw.value, 70689.623880597);
+        }
+
+        #[test]
+        fn tenant_blocks_separated_by_a_blank_line() {
+            let a = answer(fixture!("multi_tenant.txt"));
+            assert_eq!(
+                value(a.lookup("web", "l4_server.avg_open_conns", None)).value,
+                5.0
+            );
+            assert_eq!(
+                value(a.lookup("web-alpha", "l4_server.avg_open_conns", None)).value,
+                7.0
+            );
+        }
+
+        #[test]
+        fn zero_metrics_is_empty_not_zero() {
+            let a = answer(fixture!("empty.txt"));
+            assert!(a.is_empty());
+            assert!(matches!(
+                a.lookup("web", "l4_server.avg_open_conns", None),
+                Lookup::EntityAbsent
+            ));
+        }
+
+        #[test]
+        fn nan_and_infinities_are_no_data() {
+            let a = answer(fixture!("nan_inf.txt"));
+            for pool in ["web", "api", "db"] {
+                match a.lookup(pool, "l4_server.avg_open_conns", None) {
+                    Lookup::Found(Err(e)) => assert!(e.is_no_data(), "{e}"),
+                    other => panic!("{pool}: {other:?}"),
+                }
+            }
+            assert_eq!(
+                value(a.lookup("ok", "l4_server.avg_open_conns", None)).value,
+                0.0015
+            );
+        }
+
+        #[test]
+        fn stale_duplicates_keep_the_newest_sample() {
+            let a = answer(fixture!("stale_duplicates.txt"));
+            let s = value(a.lookup("web", "l4_server.avg_open_conns", None));
+            // Member 1: the older (timestamped) duplicate does not replace the newer one;
+            // member 2: without timestamps, the later line wins. Never counted twice.
+            assert_eq!((s.value, s.series), (16.0, 2));
+        }
+
+        #[test]
+        fn crlf_and_labels_without_spaces() {
+            let a = answer(fixture!("crlf_no_spaces.txt"));
+            assert_eq!(
+                value(a.lookup("web", "l4_server.avg_open_conns", None)).value,
+                3.0
+            );
+        }
+
+        #[test]
+        fn help_and_type_lines_are_skipped() {
+            let a = answer(fixture!("described.txt"));
+            assert_eq!(
+                value(a.lookup("web", "l4_server.avg_open_conns", None)).value,
+                4.0
+            );
+            assert_eq!(
+                value(a.lookup("web", "l7_server.avg_complete_responses", None)).value,
+                2.5
+            );
+        }
+
+        #[test]
+        fn escaped_names_match_their_unescaped_form() {
+            let a = answer(fixture!("escaped_labels.txt"));
+            let name = "a \"quoted\" \\ name\nwith newline";
+            assert_eq!(
+                value(a.lookup(name, "l4_server.avg_open_conns", None)).value,
+                8.0
+            );
+        }
+
+        #[test]
+        fn malformed_and_cut_answers_are_bad_responses() {
+            assert!(bad(fixture!("malformed_label.txt")).contains("line 3"));
+            assert!(bad(fixture!("malformed_value.txt")).contains("value is not a number"));
+            assert!(bad(fixture!("truncated_mid_line.txt")).contains("line 3: unterminated label"));
+            assert!(
+                bad(fixture!("truncated_at_line.txt")).contains("announced 6 samples but holds 3")
+            );
+            assert!(bad(fixture!("html_error_page.txt")).contains("malformed"));
+        }
+    }
 }
