@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 
 .DEFAULT_GOAL := help
-.PHONY: help build test lint fmt crd venv
+.PHONY: help build test lint fmt crd venv bench
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
@@ -19,6 +19,9 @@ test: lint build venv ## Check formatting, run clippy -D warnings, run every tes
 lint: ## cargo fmt --check and cargo clippy --all-targets -D warnings
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+bench: ## Run every benchmark (cargo bench --workspace); reports land in target/criterion
+	$(CARGO) bench --workspace --locked
 
 fmt: ## Format the code
 	$(CARGO) fmt --all

@@ -93,7 +93,7 @@ pub(crate) struct Connection {
     /// Milliseconds since `created` when the connection was last used (for eviction).
     last_used_ms: AtomicU64,
     created: Instant,
-    catalog: tokio::sync::Mutex<Option<(Instant, Result<Arc<Catalog>, Error>)>>,
+    catalog: tokio::sync::Mutex<Option<CachedCatalog>>,
 }
 
 impl Connection {
@@ -478,63 +478,10 @@ pub(crate) fn encode_list<'a>(items: impl IntoIterator<Item = &'a str>) -> Strin
 #[allow(dead_code)]
 pub(crate) type Counts = HashMap<String, u64>;
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn avi_error_bodies_are_read() {
-        assert_eq!(
-            avi_message(br#"{"error": "Invalid credentials"}"#).as_deref(),
-            Some("Invalid credentials")
-        );
-        assert_eq!(
-            avi_message(b"CSRF token missing or incorrect.\n").as_deref(),
-            Some("CSRF token missing or incorrect.")
-        );
-        assert_eq!(avi_message(b"<html><body>502</body></html>"), None);
-        assert_eq!(avi_message(b""), None);
-    }
-
-    #[test]
-    fn list_items_are_encoded_but_commas_separate() {
-        assert_eq!(
-            encode_list(["a b", "c,d", "k8s--x.y_-ns"]),
-            "a+b,c%2Cd,k8s--x.y_-ns"
-        );
-    }
-
-    #[test]
-    fn backoff_is_jittered_and_bounded() {
-        let key = ConnectionKey {
-            endpoints: vec!["https://a.example".parse().unwrap()],
-            auth_mode: AuthMode::Basic,
-            credentials: crate::Credentials::new("u", "p"),
-            api_version: None,
-            tls: Default::default(),
-            timeout: Duration::from_secs(1),
-        };
-        let policy = RetryPolicy {
-            retries: 3,
-            backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_millis(300),
-            login_retry_after: Duration::from_secs(5),
-        };
-        let c = Connection::new(key, policy, Arc::new(StatsHub::new(None))).unwrap();
-        for _ in 0..100 {
-            let b1 = c.backoff(1);
-            assert!(b1 >= Duration::from_millis(50) && b1 <= Duration::from_millis(100));
-            let b3 = c.backoff(3);
-            assert!(b3 >= Duration::from_millis(150) && b3 <= Duration::from_millis(300));
-        }
-        let distinct: std::collections::HashSet<_> = (0..20).map(|_| c.backoff(2)).collect();
-        assert!(distinct.len() > 1, "backoff is not jittered");
-        assert_eq!(c.preferred(), 0);
-    }
-}
-
 /// The metric ids a controller offers, per entity type (`GET /api/analytics/metric_id`).
 type Catalog = HashMap<String, Vec<String>>;
+/// The catalog (or why it could not be read) and when.
+type CachedCatalog = (Instant, Result<Arc<Catalog>, Error>);
 
 /// How long the metric catalog is kept: it changes only with a controller upgrade.
 const CATALOG_TTL: Duration = Duration::from_secs(3600);
@@ -708,5 +655,60 @@ impl Transport for Connection {
 
     fn idle_for(&self) -> Duration {
         Connection::idle_for(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn avi_error_bodies_are_read() {
+        assert_eq!(
+            avi_message(br#"{"error": "Invalid credentials"}"#).as_deref(),
+            Some("Invalid credentials")
+        );
+        assert_eq!(
+            avi_message(b"CSRF token missing or incorrect.\n").as_deref(),
+            Some("CSRF token missing or incorrect.")
+        );
+        assert_eq!(avi_message(b"<html><body>502</body></html>"), None);
+        assert_eq!(avi_message(b""), None);
+    }
+
+    #[test]
+    fn list_items_are_encoded_but_commas_separate() {
+        assert_eq!(
+            encode_list(["a b", "c,d", "k8s--x.y_-ns"]),
+            "a+b,c%2Cd,k8s--x.y_-ns"
+        );
+    }
+
+    #[test]
+    fn backoff_is_jittered_and_bounded() {
+        let key = ConnectionKey {
+            endpoints: vec!["https://a.example".parse().unwrap()],
+            auth_mode: AuthMode::Basic,
+            credentials: crate::Credentials::new("u", "p"),
+            api_version: None,
+            tls: Default::default(),
+            timeout: Duration::from_secs(1),
+        };
+        let policy = RetryPolicy {
+            retries: 3,
+            backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(300),
+            login_retry_after: Duration::from_secs(5),
+        };
+        let c = Connection::new(key, policy, Arc::new(StatsHub::new(None))).unwrap();
+        for _ in 0..100 {
+            let b1 = c.backoff(1);
+            assert!(b1 >= Duration::from_millis(50) && b1 <= Duration::from_millis(100));
+            let b3 = c.backoff(3);
+            assert!(b3 >= Duration::from_millis(150) && b3 <= Duration::from_millis(300));
+        }
+        let distinct: std::collections::HashSet<_> = (0..20).map(|_| c.backoff(2)).collect();
+        assert!(distinct.len() > 1, "backoff is not jittered");
+        assert_eq!(c.preferred(), 0);
     }
 }

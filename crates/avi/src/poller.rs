@@ -1,41 +1,5 @@
-//! The batching poller: one request per (connection, tenant, entity type, realtime) per tick.
-//!
-//! # How a tick is served
-//!
-//! The operator requeues every AviAutoscaler at its polling interval, aligned to wall-clock
-//! multiples of that interval, so all objects with the same interval reconcile in the same
-//! moment and call [`Poller::fetch`] within a short spread. Each (entity, metric) pair of a
-//! batch key has an entry that is `Ready` (answered less than [`PollerSettings::cache_ttl`]
-//! ago), `Pending` (on its way) or idle:
-//!
-//! 1. The first caller whose pair is idle opens a batch and waits
-//!    [`PollerSettings::coalesce_window`] for others: every pair asked for meanwhile joins it.
-//! 2. When the window closes, the batch also takes every pair that is *due*: asked in earlier
-//!    ticks at a period that says it will be asked again now. So a tick costs
-//!    ceil(pairs / [`PollerSettings::max_entities_per_request`]) requests even when the
-//!    operator's reconciles trickle in over several seconds (its concurrency is limited), not
-//!    one request per coalescing window.
-//! 3. The batch becomes one request per chunk: comma lists of entity names (or ids) and metric
-//!    ids, split only to stay under [`PollerSettings::max_url_len`] and
-//!    `max_entities_per_request`. Callers asking while it is on its way wait for it
-//!    (single-flight) instead of sending their own.
-//! 4. The answers are cached for `cache_ttl`; asks within the tick are answered from the
-//!    cache, errors included, so a failing controller is asked once per tick, not once per
-//!    autoscaler.
-//!
-//! `cache_ttl` must be longer than the spread of one tick's reconciles and shorter than the
-//! shortest polling interval in use; the default, 5 s, is Avi's realtime bucket, so no
-//! realtime value is hidden by the cache, and it is a third of the default 15 s interval. A
-//! pair not asked for two of its periods (its autoscaler was deleted or changed) is forgotten.
-//!
-//! # Why an entity or metric is missing
-//!
-//! The Prometheus endpoint answers only what it has. When a pair is absent from an answer,
-//! the poller asks the JSON APIs why, at most [`PollerSettings::max_lookups_per_batch`] times
-//! per batch: `GET /api/analytics/metric_id` (cached per connection) says whether the metric
-//! id exists for the entity type, and `GET /api/<type>?name=` (or `/api/<type>/<uuid>`) with
-//! `X-Avi-Tenant` whether the entity exists. The result is an unknown-entity, unknown-metric
-//! or no-data error; an absent value is never read as zero.
+//! The batching poller. How a tick is served, and why an absent value is looked up, is
+//! described in the crate documentation ("Batching and the tick", "The JSON APIs").
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
@@ -572,13 +536,12 @@ impl<T: Transport> Core<T> {
                 requests.push(req);
             }
         }
-        let results: Vec<(MetricsRequest, Result<Arc<Answer>, Error>)> =
-            futures::stream::iter(requests)
-                .map(|req| fetch_split(conn.as_ref(), req))
-                .buffer_unordered(self.settings.max_concurrent_requests.max(1))
-                .flat_map(futures::stream::iter)
-                .collect()
-                .await;
+        let results: Vec<RequestOutcome> = futures::stream::iter(requests)
+            .map(|req| fetch_split(conn.as_ref(), req))
+            .buffer_unordered(self.settings.max_concurrent_requests.max(1))
+            .flat_map(futures::stream::iter)
+            .collect()
+            .await;
         let mut by_pair: HashMap<(&str, &str), usize> = HashMap::new();
         for (i, (req, _)) in results.iter().enumerate() {
             for e in &req.entities {
@@ -712,10 +675,13 @@ enum Absent {
 /// Sends `req`; if the controller refuses it (400) and it names several entities or metric
 /// ids, splits it in halves and sends them, so one unknown name cannot fail its neighbours
 /// (some controllers refuse unknown names instead of ignoring them).
+/// One request of a batch and what it gave.
+type RequestOutcome = (MetricsRequest, Result<Arc<Answer>, Error>);
+
 fn fetch_split<T: Transport>(
     conn: &T,
     req: MetricsRequest,
-) -> futures::future::BoxFuture<'_, Vec<(MetricsRequest, Result<Arc<Answer>, Error>)>> {
+) -> futures::future::BoxFuture<'_, Vec<RequestOutcome>> {
     Box::pin(async move {
         let result = conn.fetch_metrics(&req).await;
         let refused = matches!(&result, Err(e) if e.status().is_some_and(|s| s.as_u16() == 400));
@@ -804,7 +770,7 @@ pub(crate) fn plan_chunks(
     let list_len = |lens: &[usize]| lens.iter().sum::<usize>() + lens.len().saturating_sub(1);
     let longest_entity = entity_lens.iter().copied().max().unwrap_or(0);
     let metric_groups = if list_len(metric_lens) + longest_entity <= budget {
-        vec![0..metric_lens.len()]
+        std::iter::once(0..metric_lens.len()).collect()
     } else {
         greedy(metric_lens, budget / 2, usize::MAX)
     };
