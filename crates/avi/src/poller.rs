@@ -662,6 +662,9 @@ impl<T: Transport> Core<T> {
 }
 
 /// Why a pair has no value in its answer, before the cause is looked up.
+/// One request of a batch and what it gave.
+type RequestOutcome = (MetricsRequest, Result<Arc<Answer>, Error>);
+
 #[derive(Debug)]
 enum Absent {
     /// The entity is not in the answer at all.
@@ -673,31 +676,55 @@ enum Absent {
 }
 
 /// Sends `req`; if the controller refuses it (400) and it names several entities or metric
-/// ids, splits it in halves and sends them, so one unknown name cannot fail its neighbours
-/// (some controllers refuse unknown names instead of ignoring them).
-/// One request of a batch and what it gave.
-type RequestOutcome = (MetricsRequest, Result<Arc<Answer>, Error>);
+/// ids, bisects it to find the one pair that is refused, so one unknown name cannot fail its
+/// neighbours (a controller may refuse unknown names instead of ignoring them). When both
+/// halves are refused the cause is not one name (a bad tenant or version, or several bad
+/// names) and the bisection stops: at most two requests per halving, three when everything
+/// is refused.
+async fn fetch_split<T: Transport>(conn: &T, req: MetricsRequest) -> Vec<RequestOutcome> {
+    let result = conn.fetch_metrics(&req).await.map(Arc::new);
+    if is_refused(&result) && is_splittable(&req) {
+        bisect(conn, req).await
+    } else {
+        vec![(req, result)]
+    }
+}
 
-fn fetch_split<T: Transport>(
+fn is_refused<A>(r: &Result<A, Error>) -> bool {
+    matches!(r, Err(e) if e.status().is_some_and(|s| s.as_u16() == 400))
+}
+
+fn is_splittable(req: &MetricsRequest) -> bool {
+    req.entities.len() > 1 || req.metric_ids.len() > 1
+}
+
+fn bisect<T: Transport>(
     conn: &T,
     req: MetricsRequest,
 ) -> futures::future::BoxFuture<'_, Vec<RequestOutcome>> {
     Box::pin(async move {
-        let result = conn.fetch_metrics(&req).await;
-        let refused = matches!(&result, Err(e) if e.status().is_some_and(|s| s.as_u16() == 400));
-        if !refused || (req.entities.len() < 2 && req.metric_ids.len() < 2) {
-            return vec![(req, result.map(Arc::new))];
-        }
         let mut a = req.clone();
         let mut b = req;
-        if a.entities.len() >= 2 {
+        if a.entities.len() > 1 {
             b.entities = a.entities.split_off(a.entities.len() / 2);
         } else {
             b.metric_ids = a.metric_ids.split_off(a.metric_ids.len() / 2);
         }
-        let mut out = fetch_split(conn, a).await;
-        out.extend(fetch_split(conn, b).await);
-        out
+        let ra = conn.fetch_metrics(&a).await.map(Arc::new);
+        let rb = conn.fetch_metrics(&b).await.map(Arc::new);
+        match (is_refused(&ra), is_refused(&rb)) {
+            (true, false) if is_splittable(&a) => {
+                let mut out = bisect(conn, a).await;
+                out.push((b, rb));
+                out
+            }
+            (false, true) if is_splittable(&b) => {
+                let mut out = bisect(conn, b).await;
+                out.push((a, ra));
+                out
+            }
+            _ => vec![(a, ra), (b, rb)],
+        }
     })
 }
 

@@ -539,3 +539,18 @@ async fn long_names_split_batches_by_url_length() {
     }
     assert_eq!(fake.request_count(), 5); // 40 names of ~204 bytes, 9 per 2000-byte URL
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_refused_for_every_name_is_not_bisected_to_the_end() {
+    // Every name unknown: both halves are refused, so the bisection stops after one split.
+    let fake = Fake::with(|s| s.refuse_unknown = true);
+    fake.0.catalog.lock().unwrap().insert(OPEN.into());
+    let core = core(&fake, settings(50));
+    let r = fetch_all(
+        &core,
+        (0..32).map(|i| pool(&format!("typo{i}"), OPEN)).collect(),
+    )
+    .await;
+    assert!(r.iter().all(Result::is_err));
+    assert_eq!(fake.request_count(), 3);
+}
