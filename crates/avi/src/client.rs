@@ -63,6 +63,16 @@ pub(crate) struct ApiRequest<'a> {
     pub query: &'a str,
     /// `X-Avi-Tenant`, for the JSON APIs.
     pub tenant_header: Option<&'a str>,
+    /// The batch this request belongs to (0: none). A login refused for a batch is not tried
+    /// again for the same batch.
+    pub poll: u64,
+}
+
+/// A refused login: when, for which batch, and the error to repeat.
+struct LoginFailure {
+    at: Instant,
+    poll: u64,
+    error: Error,
 }
 
 #[derive(Clone)]
@@ -85,7 +95,7 @@ pub(crate) struct Connection {
     bases: Vec<Url>,
     preferred: AtomicUsize,
     sessions: Vec<tokio::sync::Mutex<SessionSlot>>,
-    login_failure: Mutex<Option<(Instant, Error)>>,
+    login_failure: Mutex<Option<LoginFailure>>,
     policy: RetryPolicy,
     stats: Arc<StatsHub>,
     jitter: RandomState,
@@ -218,13 +228,13 @@ impl Connection {
         match self.key.auth_mode {
             AuthMode::Basic => self.send(idx, &url, req, None).await,
             AuthMode::Session => {
-                let session = self.session(idx).await?;
+                let session = self.session(idx, req.poll).await?;
                 match self.send(idx, &url, req, Some(&session)).await {
                     Err(e) if e.is_unauthorized() => {
                         // The session expired (or the controller restarted): log in again,
                         // once, and retry once. A second refusal is final for this request.
                         self.invalidate(idx, session.generation).await;
-                        let session = self.session(idx).await?;
+                        let session = self.session(idx, req.poll).await?;
                         self.send(idx, &url, req, Some(&session)).await
                     }
                     other => other,
@@ -300,13 +310,14 @@ impl Connection {
     }
 
     /// The session for endpoint `idx`, logging in if there is none. Concurrent callers wait
-    /// for one login; a refused login is remembered for `login_retry_after`.
-    async fn session(&self, idx: usize) -> Result<Session, Error> {
+    /// for one login; a refused login is repeated, without asking the controller, for the
+    /// rest of its batch and for `login_retry_after`.
+    async fn session(&self, idx: usize, poll: u64) -> Result<Session, Error> {
         let mut slot = self.sessions[idx].lock().await;
         if let Some(s) = &slot.session {
             return Ok(s.clone());
         }
-        if let Some(err) = self.remembered_login_failure() {
+        if let Some(err) = self.remembered_login_failure(poll) {
             return Err(err);
         }
         match self.login(idx).await {
@@ -322,18 +333,26 @@ impl Connection {
             }
             Err(e) => {
                 if e.is_unauthorized() || e.is_forbidden() {
-                    *self.login_failure.lock().expect("lock poisoned") =
-                        Some((Instant::now(), e.clone()));
+                    *self.login_failure.lock().expect("lock poisoned") = Some(LoginFailure {
+                        at: Instant::now(),
+                        poll,
+                        error: e.clone(),
+                    });
                 }
                 Err(e)
             }
         }
     }
 
-    fn remembered_login_failure(&self) -> Option<Error> {
+    fn remembered_login_failure(&self, poll: u64) -> Option<Error> {
         let guard = self.login_failure.lock().expect("lock poisoned");
         match &*guard {
-            Some((at, e)) if at.elapsed() < self.policy.login_retry_after => Some(e.clone()),
+            Some(f)
+                if (poll != 0 && f.poll == poll)
+                    || f.at.elapsed() < self.policy.login_retry_after =>
+            {
+                Some(f.error.clone())
+            }
             _ => None,
         }
     }
@@ -412,22 +431,19 @@ async fn read_reply(
     let resp = response.map_err(|e| Error::from_transport(e).with_endpoint(url))?;
     let status = resp.status();
     let body = resp.bytes().await.map_err(|e| {
-        // The connection broke while the body was read: a cut answer, worth another try.
-        let err = Error::from_transport(e)
-            .with_endpoint(url)
-            .with_status(status);
-        if err.is_bad_response() {
-            err
+        // The connection broke (or stalled) while the body was read: a cut answer, worth
+        // another try. No decompression is enabled, so it is never a decoding problem.
+        let timeout = Error::from_transport(e);
+        let kind = if timeout.is_timeout() {
+            Kind::Timeout
         } else {
-            Error::new(if err.is_timeout() {
-                Kind::Timeout
-            } else {
-                Kind::Unreachable
-            })
+            Kind::Unreachable
+        };
+        Error::new(kind)
             .with_endpoint(url)
             .with_status(status)
             .with_detail("the connection broke while the answer was read")
-        }
+            .with_source(timeout)
     })?;
     Ok(Reply {
         status,
@@ -532,6 +548,7 @@ impl Connection {
                     path: "api/analytics/metric_id",
                     query: &query,
                     tenant_header: None,
+                    poll: 0,
                 })
                 .await?;
             if !reply.status.is_success() {
@@ -567,6 +584,7 @@ impl Transport for Connection {
                 path: &path,
                 query: &query,
                 tenant_header: None,
+                poll: req.poll,
             })
             .await?;
         if !reply.status.is_success() {
@@ -614,6 +632,7 @@ impl Transport for Connection {
                 path: &path,
                 query: &query,
                 tenant_header: Some(tenant),
+                poll: 0,
             })
             .await?;
         match (reply.status.as_u16(), entity) {

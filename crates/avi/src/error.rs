@@ -267,26 +267,20 @@ fn classify(err: &reqwest::Error) -> Kind {
     }
 }
 
-/// Looks through the `source()` chain, including the `io::Error` wrappers hyper and
-/// tokio-rustls put around rustls errors, for a TLS failure or an I/O timeout.
+/// Looks through the `source()` chain for a TLS failure or an I/O timeout. An `io::Error`
+/// is looked into with `get_ref()`: its own `source()` skips the error it wraps, and hyper and
+/// tokio-rustls nest rustls errors two `io::Error`s deep.
 fn classify_chain(err: &(dyn StdError + 'static)) -> Option<Kind> {
     let mut cur = Some(err);
     while let Some(e) = cur {
         if e.downcast_ref::<rustls::Error>().is_some() {
             return Some(Kind::Tls);
         }
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if io
-                .get_ref()
-                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
-            {
-                return Some(Kind::Tls);
-            }
-            if io.kind() == std::io::ErrorKind::TimedOut {
-                return Some(Kind::Timeout);
-            }
-        }
-        cur = e.source();
+        cur = match e.downcast_ref::<std::io::Error>() {
+            Some(io) if io.kind() == std::io::ErrorKind::TimedOut => return Some(Kind::Timeout),
+            Some(io) => io.get_ref().map(|inner| inner as &(dyn StdError + 'static)),
+            None => e.source(),
+        };
     }
     None
 }
@@ -418,6 +412,11 @@ mod tests {
             classify_chain(&Wrapper(Box::new(timeout))),
             Some(Kind::Timeout)
         );
+        let nested = std::io::Error::other(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        ));
+        assert_eq!(classify_chain(&Wrapper(Box::new(nested))), Some(Kind::Tls));
         let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "no");
         assert_eq!(classify_chain(&Wrapper(Box::new(refused))), None);
     }

@@ -53,8 +53,9 @@
 //! * **Session auth** (the default): `POST /login` (form-encoded) once per endpoint, then the
 //!   session cookies on every request. A 401 (or 419) logs in again once and retries once;
 //!   a second 401 is final for that request. Concurrent requests wait for one login. A refused
-//!   login is remembered for [`PollerSettings::login_retry_after`], so wrong credentials cost
-//!   exactly one login attempt per poll, not one per request or autoscaler.
+//!   login is repeated without asking the controller for the rest of its batch and for
+//!   [`PollerSettings::login_retry_after`], so wrong credentials cost exactly one login
+//!   attempt per poll, not one per request or autoscaler.
 //! * **Basic auth**: `Authorization: Basic` on every request; a 401 is final.
 //! * **Tenant**: the `tenant` query parameter on the Prometheus endpoint (what Avi documents
 //!   for it), `X-Avi-Tenant` on the JSON APIs.

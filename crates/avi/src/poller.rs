@@ -34,7 +34,7 @@ pub struct PollerSettings {
     /// docs).
     pub cache_ttl: Duration,
     /// How long a pair asked for only once is still fetched ahead with its batch. Default
-    /// 3660 s, the longest polling interval plus a minute.
+    /// 3660 s, the longest polling interval plus a minute. Zero turns fetching ahead off.
     pub interest_ttl: Duration,
     /// Extra rounds over all endpoints after a round where every endpoint failed with a
     /// connection error, timeout or 5xx. Default 2.
@@ -151,6 +151,8 @@ impl Poller {
 /// A batch request: one tenant, entity type, realtime flag and selector kind, with lists.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct MetricsRequest {
+    /// The batch (poll) it belongs to, numbered from 1.
+    pub poll: u64,
     pub tenant: String,
     pub entity_type: EntityType,
     pub realtime: bool,
@@ -236,6 +238,7 @@ pub(crate) struct Core<T: Transport> {
     connect: Connect<T>,
     connections: Mutex<HashMap<ConnectionKey, ConnSlot<T>>>,
     next_conn_id: AtomicU64,
+    next_poll: AtomicU64,
     batches: Mutex<HashMap<BatchKey, BatchState<T>>>,
 }
 
@@ -317,6 +320,7 @@ impl<T: Transport> Core<T> {
             connect,
             connections: Mutex::new(HashMap::new()),
             next_conn_id: AtomicU64::new(0),
+            next_poll: AtomicU64::new(0),
             batches: Mutex::new(HashMap::new()),
         }
     }
@@ -458,7 +462,7 @@ impl<T: Transport> Core<T> {
             state.entries.retain(|k, e| match &e.state {
                 EntryState::Pending(r) if r.has_changed().is_ok() => true,
                 EntryState::Ready { until, .. } if now < *until => true,
-                _ if e.is_due(now, tick, interest) => {
+                _ if !interest.is_zero() && e.is_due(now, tick, interest) => {
                     keys.push(k.clone());
                     e.state = EntryState::Pending(rx.clone());
                     prefetched += 1;
@@ -511,6 +515,10 @@ impl<T: Transport> Core<T> {
             .into_iter()
             .collect();
         let base = MetricsRequest {
+            poll: self
+                .next_poll
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                + 1,
             tenant: bkey.tenant.clone(),
             entity_type: bkey.entity_type,
             realtime: bkey.realtime,

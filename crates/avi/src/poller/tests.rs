@@ -504,6 +504,7 @@ fn chunks_stay_under_the_url_limit_and_batch_size() {
 #[test]
 fn batch_query_strings_are_exact() {
     let req = MetricsRequest {
+        poll: 1,
         tenant: "team a".into(),
         entity_type: EntityType::Pool,
         realtime: true,
