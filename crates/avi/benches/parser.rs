@@ -60,7 +60,7 @@ fn theirs(text: &str) -> f64 {
 }
 
 fn bench(c: &mut Criterion) {
-    // 50 pools × 4 members × 10 metrics: one batched request's answer (~470 KB).
+    // 50 pools × 4 members × 10 metrics: one batched request's answer (417 kB).
     let text = avi_answer(50, 4, 10);
     assert_eq!(
         ours(&text),

@@ -150,7 +150,7 @@
 //!   timestamps, CRLF, blank lines, `,` or `, `, a trailing comma, non-contiguous families,
 //!   duplicates) and names the line of any error.
 //! * Speed (`make bench`, `benches/parser.rs`, both parsers in the same run on a 50-pool,
-//!   4-member, 10-metric answer of 406 KB): ours read 208.6 MiB/s, `prometheus-parse`
+//!   4-member, 10-metric answer of 417 kB): ours read 208.6 MiB/s, `prometheus-parse`
 //!   36.7 MiB/s, 5.7 times slower (numbers in the crate README). Ours borrows from the input
 //!   and unescapes only on demand; `prometheus-parse` runs regexes and allocates a
 //!   `HashMap<String, String>` of labels per line.
