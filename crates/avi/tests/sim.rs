@@ -20,13 +20,15 @@ const OPEN: &str = "l4_server.avg_open_conns";
 const METRICS: &str = "GET /api/analytics/prometheus-metrics/pool";
 const LOGIN: &str = "POST /login";
 
-/// A controller with pools `web` (2 members, 1000 users), `api` (1 member, 300 users) and
-/// `alpha-web` in tenant `alpha`, plus `pool-<i>` for i < `extra`, 1 member each.
+/// A controller with pools `web` (2 members, 1000 users), `api` (1 member, 300 users),
+/// `alpha-web` in tenant `alpha` and `rt` (realtime metrics enabled), virtual service `vs-web`
+/// in front of `web` and `api`, plus `pool-<i>` (i users) for i < `extra`, 1 member each.
 fn scenario(extra: usize) -> Scenario {
     let mut pools = vec![
         json!({"name": "web", "servers": {"count": 2}, "load": {"maxUsers": 1000.0}}),
         json!({"name": "api", "servers": {"count": 1}, "load": {"maxUsers": 300.0}}),
         json!({"name": "alpha-web", "tenant": "alpha", "load": {"maxUsers": 50.0}}),
+        json!({"name": "rt", "realtime": true, "load": {"maxUsers": 20.0}}),
     ];
     pools.extend(
         (0..extra).map(|i| json!({"name": format!("pool-{i}"), "load": {"maxUsers": i as f64}})),
@@ -35,6 +37,7 @@ fn scenario(extra: usize) -> Scenario {
         "users": [{"username": "admin", "password": PASSWORD}],
         "tenants": [{"name": "alpha"}],
         "pools": pools,
+        "virtualServices": [{"name": "vs-web", "pools": ["web", "api"]}],
     }))
     .expect("a valid scenario")
 }
@@ -460,6 +463,77 @@ async fn n_autoscalers_cost_ceil_n_over_batch_size_requests_per_tick() {
         h.counters().requests(LOGIN),
         0,
         "the session of tick 1 is reused"
+    );
+    sim.shutdown().await;
+}
+
+/// Waits (with a deadline) until `done` holds, checking every 20 ms.
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn event_faults_expire_sessions_and_take_a_node_down() {
+    let sim = start(scenario(0), 2).await;
+    let h = sim.handle();
+    let poller = Poller::new(settings());
+    let c = conn(&sim, AuthMode::Session);
+    one(&poller, &c, pool("web")).await.expect("a value");
+    h.add_fault(FaultSpec::new(FaultKind::ExpireSessions))
+        .await
+        .unwrap();
+    wait_until("the sessions expired", || h.session_count() == 0).await;
+    one(&poller, &c, pool("web"))
+        .await
+        .expect("a value after logging in again");
+    assert_eq!(h.counters().requests(LOGIN), 2);
+    h.add_fault(FaultSpec::new(FaultKind::NodeDown).on_node(0))
+        .await
+        .unwrap();
+    wait_until("node 0 is down", || !h.is_node_up(0)).await;
+    one(&poller, &c, pool("web")).await.expect("node 1 answers");
+    assert_eq!(h.counters().node_requests(1, METRICS), 1);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn realtime_and_virtual_service_metrics() {
+    let sim = start(scenario(0), 1).await;
+    let poller = Poller::new(settings());
+    let c = conn(&sim, AuthMode::Session);
+    let mut rt = pool("rt");
+    rt.realtime = true;
+    let mut not_enabled = pool("web");
+    not_enabled.realtime = true;
+    let vs = MetricQuery {
+        entity_type: EntityType::VirtualService,
+        entity: EntitySelector::Name("vs-web".into()),
+        metric_id: "l4_client.max_open_conns".into(),
+        aggregation: None,
+        realtime: false,
+    };
+    let r = poller.fetch(&c, &[rt, not_enabled, vs]).await;
+    let s = r[0].as_ref().expect("a realtime value");
+    assert!((s.value - 20.0).abs() < 1e-6, "{s:?}");
+    // Realtime metrics not enabled on the pool: it exists, but has no realtime value.
+    let e = r[1].as_ref().unwrap_err();
+    assert!(e.is_no_data(), "{e}");
+    let s = r[2].as_ref().expect("a virtual-service value");
+    assert_eq!(s.series, 1);
+    assert!(s.value > 0.0, "{s:?}");
+    let counters = sim.handle().counters();
+    // Both realtime pool queries share one request; the virtual service has its own.
+    assert_eq!(counters.requests(METRICS), 1);
+    assert_eq!(
+        counters.requests("GET /api/analytics/prometheus-metrics/virtualservice"),
+        1
     );
     sim.shutdown().await;
 }
