@@ -172,6 +172,8 @@ async fn a_wrong_password_costs_one_login_attempt_per_poll() {
     let sim = start(scenario(30), 1).await;
     let poller = Poller::new(PollerSettings {
         max_entities_per_request: 10,
+        // Generous, so all 30 calls of a poll join one batch even on a loaded machine.
+        coalesce_window: Duration::from_millis(500),
         ..settings()
     });
     let mut c = conn(&sim, AuthMode::Session);
