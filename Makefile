@@ -24,9 +24,6 @@ lint: ## cargo fmt --check and cargo clippy --all-targets -D warnings
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-bench: ## Run every benchmark (cargo bench --workspace); reports land in target/criterion
-	$(CARGO) bench --workspace --locked
-
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
