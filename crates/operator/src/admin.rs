@@ -69,11 +69,11 @@ pub async fn bind(
     }
 }
 
-/// Serves the bound listeners until `shutdown` resolves.
+/// Serves the bound listeners until `shutdown` turns true.
 pub async fn serve(
     listeners: Vec<(TcpListener, bool, bool)>,
     state: AdminState,
-    shutdown: impl std::future::Future<Output = ()> + Clone + Send + 'static,
+    shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let mut tasks = Vec::new();
     for (listener, with_metrics, with_health) in listeners {
@@ -85,10 +85,12 @@ pub async fn serve(
             router = router.merge(health_routes());
         }
         let app = router.with_state(state.clone());
-        let shutdown = shutdown.clone();
+        let mut shutdown = shutdown.clone();
         tasks.push(tokio::spawn(async move {
             axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
+                .with_graceful_shutdown(async move {
+                    let _ = shutdown.wait_for(|s| *s).await;
+                })
                 .await
         }));
     }

@@ -13,7 +13,7 @@ use std::{
 };
 
 use api::{AviAutoscalerSpec, SecretKeyRef};
-use avi::{ConnectionConfig, Credentials, TlsConfig};
+use avi::{ConnectionConfig, Credentials};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 
@@ -52,15 +52,10 @@ pub enum ConnectionError {
         #[source]
         source: kube::Error,
     },
-    /// An endpoint is not a URL (only possible when the CRD schema was bypassed).
-    #[error("spec.controller.endpoints[{index}] is not a URL")]
-    BadEndpoint {
-        /// Index of the endpoint.
-        index: usize,
-        /// The parse error.
-        #[source]
-        source: url::ParseError,
-    },
+    /// `spec.controller` cannot be turned into a connection (only possible when the CRD
+    /// schema was bypassed, e.g. an endpoint that is not an https URL).
+    #[error("spec.controller")]
+    Config(#[source] avi::Error),
 }
 
 impl ConnectionError {
@@ -71,7 +66,7 @@ impl ConnectionError {
                 api::Reason::SecretNotFound
             }
             ConnectionError::Read { .. } => api::Reason::SecretNotFound,
-            ConnectionError::BadEndpoint { .. } => api::Reason::InvalidSpec,
+            ConnectionError::Config(_) => api::Reason::InvalidSpec,
         }
     }
 }
@@ -170,12 +165,6 @@ impl Connections {
         spec: &AviAutoscalerSpec,
     ) -> Result<ConnectionConfig, ConnectionError> {
         let c = &spec.controller;
-        let endpoints = c
-            .endpoints
-            .iter()
-            .enumerate()
-            .map(|(index, e)| url::Url::parse(e).map_err(|source| ConnectionError::BadEndpoint { index, source }))
-            .collect::<Result<Vec<_>, _>>()?;
         let secret_name = &c.credentials_secret_ref.name;
         let data = self.secret(namespace, secret_name).await?;
         let username = Self::key(&data, namespace, secret_name, "username")?;
@@ -187,20 +176,12 @@ impl Connections {
             }
             None => None,
         };
-        Ok(ConnectionConfig {
-            endpoints,
-            auth_mode: c.auth_mode,
-            credentials: Credentials::new(
-                String::from_utf8_lossy(&username).trim().to_owned(),
-                String::from_utf8_lossy(&password).trim_end_matches(['\r', '\n']).to_owned(),
-            ),
-            tenant: c.tenant.clone(),
-            api_version: c.api_version.clone(),
-            tls: TlsConfig {
-                insecure_skip_verify: c.tls.as_ref().is_some_and(|t| t.insecure_skip_verify),
-                extra_ca_pem,
-            },
-            timeout: Duration::from_secs(c.timeout_seconds.clamp(1, 60) as u64),
-        })
+        let credentials = Credentials::new(
+            String::from_utf8_lossy(&username).trim().to_owned(),
+            String::from_utf8_lossy(&password)
+                .trim_end_matches(['\r', '\n'])
+                .to_owned(),
+        );
+        ConnectionConfig::from_spec(c, credentials, extra_ca_pem).map_err(ConnectionError::Config)
     }
 }

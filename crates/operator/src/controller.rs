@@ -15,7 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use api::{AviAutoscaler, AviAutoscalerSpec, EntityType, ResolvedSpec, k8s::jiff::Timestamp};
+use api::{AviAutoscaler, AviAutoscalerSpec, ResolvedSpec, k8s::jiff::Timestamp};
 use kube::{
     Api, Resource, ResourceExt,
     api::{Patch, PatchParams},
@@ -112,24 +112,7 @@ pub fn until_next_tick(now: Timestamp, interval: Duration) -> Duration {
 }
 
 fn queries(spec: &ResolvedSpec) -> Vec<avi::MetricQuery> {
-    spec.metrics
-        .iter()
-        .map(|m| avi::MetricQuery {
-            entity_type: m.entity.kind,
-            entity: match (&m.entity.name, &m.entity.uuid) {
-                (Some(name), _) => avi::EntitySelector::Name(name.clone()),
-                (None, Some(uuid)) => avi::EntitySelector::Uuid(uuid.clone()),
-                (None, None) => avi::EntitySelector::Name(String::new()),
-            },
-            metric_id: m.metric_id.clone(),
-            aggregation: if m.entity.kind == EntityType::Pool {
-                m.aggregation
-            } else {
-                None
-            },
-            realtime: m.realtime,
-        })
-        .collect()
+    spec.metrics.iter().map(avi::MetricQuery::from_metric).collect()
 }
 
 /// Reads the metrics of `spec`: one result per metric.
@@ -165,7 +148,7 @@ async fn fetch_samples(
             }),
             Err(e) => Err(scaling::Failure {
                 reason: e.reason(),
-                message: e.to_string(),
+                message: crate::error_chain(&e),
             }),
         })
         .collect()
@@ -320,7 +303,7 @@ async fn publish_events(ctx: &Context, obj: &AviAutoscaler, events: &[scaling::E
     let reference = obj.object_ref(&());
     for e in events {
         let outgoing = Outgoing {
-            warning: e.kind == scaling::EventType::Warning,
+            warning: e.type_ == scaling::EventType::Warning,
             reason: e.reason.as_str().to_owned(),
             message: e.message.clone(),
         };

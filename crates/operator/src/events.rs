@@ -84,12 +84,12 @@ impl Events {
             .await
     }
 
-    /// Drops the recorders of an object that no longer exists.
-    pub fn forget(&self, uid: &str) {
+    /// Drops the recorders of objects that no longer exist.
+    pub fn retain_objects(&self, exists: impl Fn(&str) -> bool) {
         self.recorders
             .lock()
             .expect("event recorder lock poisoned")
-            .retain(|(u, _, _), _| u != uid);
+            .retain(|(uid, _, _), _| exists(uid));
     }
 }
 

@@ -4,12 +4,12 @@
 //! Controller per watched namespace (or one for all namespaces), and shuts down gracefully on
 //! SIGTERM or SIGINT: in-flight reconciles finish, the lease is released.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use api::AviAutoscaler;
 use futures::{StreamExt, future};
 use kube::{
-    Api, Client,
+    Api, Client, ResourceExt,
     runtime::{Controller, WatchStreamExt, controller::Config, predicates, reflector, watcher},
 };
 use tokio::sync::watch;
@@ -107,9 +107,13 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         .unwrap_or_else(Leadership::always);
 
     let avi_metrics = metrics.clone();
-    let poller = avi::Poller::new(avi::PollerSettings::default().with_observer(Arc::new(
-        move |outcome: &'static str, seconds: f64| avi_metrics.avi_request(outcome, seconds),
-    )));
+    let observer: avi::RequestObserver = Arc::new(move |ev: &avi::RequestEvent<'_>| {
+        avi_metrics.avi_request(ev.kind.as_str(), ev.outcome, ev.duration.as_secs_f64())
+    });
+    let poller = avi::Poller::new(avi::PollerSettings {
+        observer: Some(observer),
+        ..avi::PollerSettings::default()
+    });
     let ctx = Arc::new(Context {
         client: client.clone(),
         poller,
@@ -128,7 +132,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             metrics: metrics.clone(),
             ready: ready_rx,
         },
-        shutdown(),
+        shutdown_rx.clone(),
     ));
 
     let scopes: Vec<Option<String>> = if args.namespaces.is_empty() {
@@ -190,7 +194,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     // Drop per-object metric series and event recorders of deleted AviAutoscalers.
     {
         let stores = stores.clone();
-        let metrics = metrics.clone();
+        let ctx = ctx.clone();
         let mut stop = shutdown_rx.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(30));
@@ -199,12 +203,15 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
                     _ = tick.tick() => {},
                     _ = stop.wait_for(|s| *s) => return,
                 }
-                metrics.retain_objects(|ns, name| {
-                    stores.iter().any(|s| {
-                        s.get(&kube::runtime::reflector::ObjectRef::new(name).within(ns))
-                            .is_some()
-                    })
-                });
+                let objects: Vec<_> = stores.iter().flat_map(|s| s.state()).collect();
+                let names: HashSet<(String, String)> = objects
+                    .iter()
+                    .map(|o| (o.namespace().unwrap_or_default(), o.name_any()))
+                    .collect();
+                let uids: HashSet<String> = objects.iter().filter_map(|o| o.uid()).collect();
+                ctx.metrics
+                    .retain_objects(|ns, name| names.contains(&(ns.to_owned(), name.to_owned())));
+                ctx.events.retain_objects(|uid| uids.contains(uid));
             }
         });
     }

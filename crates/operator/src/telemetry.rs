@@ -55,7 +55,8 @@ struct CategoryLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct OutcomeLabels {
+struct AviLabels {
+    kind: &'static str,
     outcome: &'static str,
 }
 
@@ -96,8 +97,8 @@ pub struct Metrics {
     reconciliations: Family<ResultLabels, Counter>,
     reconcile_duration: Histogram,
     reconcile_failures: Family<CategoryLabels, Counter>,
-    avi_requests: Family<OutcomeLabels, Counter>,
-    avi_request_duration: Family<OutcomeLabels, Histogram>,
+    avi_requests: Family<AviLabels, Counter>,
+    avi_request_duration: Family<AviLabels, Histogram>,
     kube_requests: Family<KubeLabels, Counter>,
     metric_value: Family<MetricLabels, Gauge<f64, AtomicU64>>,
     desired_replicas: Family<ObjectLabels, Gauge>,
@@ -156,12 +157,12 @@ impl Metrics {
         );
         registry.register(
             "avi_requests",
-            "HTTP requests to Avi controllers, by outcome",
+            "HTTP requests to Avi controllers, by kind and outcome",
             m.avi_requests.clone(),
         );
         registry.register_with_unit(
             "avi_request_duration",
-            "Latency of HTTP requests to Avi controllers, by outcome",
+            "Latency of HTTP requests to Avi controllers, by kind and outcome",
             Unit::Seconds,
             m.avi_request_duration.clone(),
         );
@@ -220,9 +221,10 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts one Avi HTTP request.
-    pub fn avi_request(&self, outcome: &'static str, seconds: f64) {
-        let labels = OutcomeLabels { outcome };
+    /// Counts one Avi HTTP request by kind (`login`, `metrics`, `inventory`, `metric_catalog`)
+    /// and outcome (`ok` or an error category).
+    pub fn avi_request(&self, kind: &'static str, outcome: &'static str, seconds: f64) {
+        let labels = AviLabels { kind, outcome };
         self.avi_requests.get_or_create(&labels).inc();
         self.avi_request_duration
             .get_or_create(&labels)
