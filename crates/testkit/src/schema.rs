@@ -163,6 +163,49 @@ fn prune(schema: &Value, value: &Value, root: bool) -> Value {
     }
 }
 
+/// The paths of fields that pruning would drop from `object` (`spec.foo`, `spec.items[0].bar`),
+/// for strict and warning field validation.
+pub fn unknown_fields(schema: &Value, object: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    find_unknown(schema, object, "", true, &mut out);
+    out
+}
+
+fn find_unknown(schema: &Value, value: &Value, path: &str, root: bool, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if preserves_unknown(schema) && schema.get("properties").is_none() {
+                return;
+            }
+            let props = schema.get("properties").and_then(Value::as_object);
+            let additional = schema.get("additionalProperties").filter(|a| a.is_object());
+            let embedded = schema
+                .get("x-kubernetes-embedded-resource")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            for (k, v) in map {
+                if (root || embedded) && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+                    continue;
+                }
+                let child = child_path(path, k);
+                if let Some(s) = props.and_then(|p| p.get(k)).or(additional) {
+                    find_unknown(s, v, &child, false, out);
+                } else if !preserves_unknown(schema) {
+                    out.push(child);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(s) = schema.get("items") {
+                for (i, item) in items.iter().enumerate() {
+                    find_unknown(s, item, &format!("{path}[{i}]"), false, out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
