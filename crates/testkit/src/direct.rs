@@ -11,6 +11,9 @@ use crate::patch::Patch;
 use crate::resources::ResourceType;
 use crate::store::{DeleteOpts, ScaleChange, Shared, Sub, WriteCtx};
 
+/// How often [`Store::wait_for`] re-checks a condition between changes.
+const POLL: Duration = Duration::from_millis(20);
+
 /// The field manager of writes made through [`Store`].
 pub const STORE_FIELD_MANAGER: &str = "testkit";
 
@@ -303,8 +306,9 @@ impl Store {
         )
     }
 
-    /// Waits until `condition` holds (`true` or `Some(x)`), re-checking after every change;
-    /// gives up after `timeout`.
+    /// Waits until `condition` holds (`true` or `Some(x)`); gives up after `timeout`. The
+    /// condition is checked after every change of the store and, for conditions on state
+    /// outside it (a client's cache, say), every 20 ms.
     pub async fn wait_for<T, R: Satisfied<T>>(
         &self,
         mut condition: impl FnMut(&Store) -> R,
@@ -318,17 +322,16 @@ impl Store {
             if let Some(v) = condition(self).satisfied() {
                 return Ok(v);
             }
-            match tokio::time::timeout_at(deadline, changes.changed()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) | Err(_) => {
-                    if let Some(v) = condition(self).satisfied() {
-                        return Ok(v);
-                    }
-                    return Err(WaitTimeout {
-                        waited: start.elapsed(),
-                        context: self.summary(),
-                    });
-                }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(WaitTimeout {
+                    waited: start.elapsed(),
+                    context: self.summary(),
+                });
+            }
+            let tick = (tokio::time::Instant::now() + POLL).min(deadline);
+            tokio::select! {
+                _ = changes.changed() => {}
+                () = tokio::time::sleep_until(tick) => {}
             }
         }
     }

@@ -21,7 +21,7 @@ struct Args {
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
     /// Changes kept for watches and paginated lists; older resourceVersions get 410 Gone.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 5_000)]
     watch_history: usize,
     /// Milliseconds between bookmarks on watches that ask for them.
     #[arg(long, default_value_t = 1000)]

@@ -83,6 +83,8 @@ pub(crate) struct Column {
 #[derive(Clone, Debug)]
 pub(crate) struct CrdVersion {
     pub schema: Option<Value>,
+    /// The schema with its CEL rules compiled, for admission.
+    pub compiled: Option<Arc<crate::schema::CompiledSchema>>,
     pub columns: Vec<Column>,
     pub selectable_fields: Vec<(String, JsonPath)>,
 }
@@ -551,6 +553,9 @@ pub(crate) fn from_crd(crd: &Value) -> Result<Vec<Arc<ResourceType>>, Vec<(Strin
             storage: Arc::from(format!("{group}/{plural}")),
             crd: Some(Arc::new(CrdVersion {
                 schema: v.pointer("/schema/openAPIV3Schema").cloned(),
+                compiled: v
+                    .pointer("/schema/openAPIV3Schema")
+                    .map(|s| Arc::new(crate::schema::CompiledSchema::new(s))),
                 columns,
                 selectable_fields,
             })),

@@ -61,7 +61,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            watch_history: 10_000,
+            watch_history: 5_000,
             bookmark_interval: Duration::from_secs(1),
             watch_timeout: Duration::from_secs(1800),
             workloads: WorkloadSim::default(),
@@ -243,14 +243,17 @@ impl KubeStandin {
             if let Some(r) = self.inner.log.since(0).into_iter().find(|r| pred(r)) {
                 return Ok(r);
             }
-            if !matches!(
-                tokio::time::timeout_at(deadline, rx.changed()).await,
-                Ok(Ok(()))
-            ) {
+            if tokio::time::Instant::now() >= deadline {
                 return Err(WaitTimeout {
                     waited: start.elapsed(),
                     context: self.context(),
                 });
+            }
+            // Also re-check now and then: the predicate may look at state outside the log.
+            let tick = (tokio::time::Instant::now() + Duration::from_millis(20)).min(deadline);
+            tokio::select! {
+                _ = rx.changed() => {}
+                () = tokio::time::sleep_until(tick) => {}
             }
         }
     }

@@ -887,11 +887,12 @@ impl State {
             )));
         }
         check_type(rt, &Self::to_storage(rt, config.clone()))?;
+        // A configuration without a name applies to the object named in the URL.
         let cfg_name = config
             .pointer("/metadata/name")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        if cfg_name != name {
+        if !cfg_name.is_empty() && cfg_name != name {
             return Err(ApiError::bad_request(format!(
                 "the name of the object ({cfg_name}) does not match the name on the URL ({name})"
             )));
@@ -1409,11 +1410,12 @@ impl State {
                 });
             }
             Behaviour::Custom => {
-                let Some(schema) = rt.crd.as_ref().and_then(|c| c.schema.clone()) else {
+                let Some(compiled) = rt.crd.as_ref().and_then(|c| c.compiled.clone()) else {
                     return Ok(());
                 };
+                let schema = compiled.schema();
                 let presented = Self::present(rt, &Arc::new(new.clone()));
-                let unknown = schema::unknown_fields(&schema, &presented);
+                let unknown = schema::unknown_fields(schema, &presented);
                 if !unknown.is_empty() {
                     let list: Vec<String> = unknown
                         .iter()
@@ -1434,7 +1436,7 @@ impl State {
                     }
                 }
                 let old_presented = old.map(|o| (*Self::present(rt, &Arc::new(o.clone()))).clone());
-                match schema::admit(&schema, &presented, old_presented.as_ref()) {
+                match compiled.admit(&presented, old_presented.as_ref()) {
                     Ok(mut stored) => {
                         // Pruning never touches metadata; keep managedFields as computed.
                         stored["metadata"] = new["metadata"].clone();
