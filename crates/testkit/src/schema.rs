@@ -53,22 +53,87 @@ pub fn validate(schema: &Value, object: &Value, old: Option<&Value>) -> Vec<Fiel
     if errors.is_empty()
         && let Err(cel_errors) = kube_cel::Validator::new().validate(schema, object, old)
     {
-        for e in cel_errors.into_vec() {
-            let field = if e.field_path.is_empty() {
-                "<root>".to_owned()
-            } else {
-                e.field_path.clone()
-            };
-            let value = lookup(object, &e.field_path).map(render_value_kind);
-            errors.push(FieldError {
-                field,
-                kind: "Invalid value",
-                detail: e.message,
-                value,
-            });
-        }
+        push_cel_errors(object, cel_errors, &mut errors);
     }
     errors
+}
+
+fn push_cel_errors(
+    object: &Value,
+    cel_errors: kube_cel::ValidationErrors,
+    errors: &mut Vec<FieldError>,
+) {
+    for e in cel_errors.into_vec() {
+        let field = if e.field_path.is_empty() {
+            "<root>".to_owned()
+        } else {
+            e.field_path.clone()
+        };
+        let value = lookup(object, &e.field_path).map(render_value_kind);
+        errors.push(FieldError {
+            field,
+            kind: "Invalid value",
+            detail: e.message,
+            value,
+        });
+    }
+}
+
+/// A schema with its CEL rules compiled once, for admitting many objects: the same checks
+/// as [`validate`] and [`admit`] without recompiling the rules for every object.
+pub struct CompiledSchema {
+    schema: Value,
+    // The CEL context and programs are used by one caller at a time.
+    cel: std::sync::Mutex<(kube_cel::Validator, kube_cel::CompiledSchema)>,
+}
+
+impl fmt::Debug for CompiledSchema {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CompiledSchema").finish_non_exhaustive()
+    }
+}
+
+impl CompiledSchema {
+    /// Compiles the CEL rules of `schema` (an `openAPIV3Schema`).
+    pub fn new(schema: &Value) -> Self {
+        Self {
+            schema: schema.clone(),
+            cel: std::sync::Mutex::new((
+                kube_cel::Validator::new(),
+                kube_cel::compile_schema(schema),
+            )),
+        }
+    }
+
+    /// The schema.
+    pub fn schema(&self) -> &Value {
+        &self.schema
+    }
+
+    /// [`validate`] with the compiled rules.
+    pub fn validate(&self, object: &Value, old: Option<&Value>) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        check(&self.schema, object, "", &mut errors);
+        if errors.is_empty() {
+            let cel = self.cel.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(cel_errors) = cel.0.validate_compiled(&cel.1, object, old) {
+                push_cel_errors(object, cel_errors, &mut errors);
+            }
+        }
+        errors
+    }
+
+    /// [`admit`] with the compiled rules.
+    pub fn admit(&self, object: &Value, old: Option<&Value>) -> Result<Value, Vec<FieldError>> {
+        let stored = prune_and_default(&self.schema, object);
+        let old = old.map(|o| prune_and_default(&self.schema, o));
+        let errors = self.validate(&stored, old.as_ref());
+        if errors.is_empty() {
+            Ok(stored)
+        } else {
+            Err(errors)
+        }
+    }
 }
 
 /// Renders the errors the way kube-apiserver's `Invalid` status message does:
@@ -160,6 +225,49 @@ fn prune(schema: &Value, value: &Value, root: bool) -> Value {
             None => value.clone(),
         },
         other => other.clone(),
+    }
+}
+
+/// The paths of fields that pruning would drop from `object` (`spec.foo`, `spec.items[0].bar`),
+/// for strict and warning field validation.
+pub fn unknown_fields(schema: &Value, object: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    find_unknown(schema, object, "", true, &mut out);
+    out
+}
+
+fn find_unknown(schema: &Value, value: &Value, path: &str, root: bool, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if preserves_unknown(schema) && schema.get("properties").is_none() {
+                return;
+            }
+            let props = schema.get("properties").and_then(Value::as_object);
+            let additional = schema.get("additionalProperties").filter(|a| a.is_object());
+            let embedded = schema
+                .get("x-kubernetes-embedded-resource")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            for (k, v) in map {
+                if (root || embedded) && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+                    continue;
+                }
+                let child = child_path(path, k);
+                if let Some(s) = props.and_then(|p| p.get(k)).or(additional) {
+                    find_unknown(s, v, &child, false, out);
+                } else if !preserves_unknown(schema) {
+                    out.push(child);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(s) = schema.get("items") {
+                for (i, item) in items.iter().enumerate() {
+                    find_unknown(s, item, &format!("{path}[{i}]"), false, out);
+                }
+            }
+        }
+        _ => {}
     }
 }
 
