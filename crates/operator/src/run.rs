@@ -69,6 +69,16 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let listeners = admin::bind(args.metrics_bind, args.health_bind)
         .await
         .map_err(RunError::Bind)?;
+    // The addresses actually bound (port 0 picks a free port; tests read them from this log).
+    let local = |want_metrics: bool| {
+        listeners
+            .iter()
+            .find(|(_, m, h)| if want_metrics { *m } else { *h })
+            .and_then(|(l, _, _)| l.local_addr().ok())
+            .map(|a| a.to_string())
+            .unwrap_or_default()
+    };
+    let (bound_metrics, bound_health) = (local(true), local(false));
     let client = Client::try_default().await.map_err(RunError::KubeConfig)?;
     let metrics = Arc::new(Metrics::new());
 
@@ -217,9 +227,10 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     }
 
     info!(
-        metrics = %args.metrics_bind,
-        health = %args.health_bind,
+        metrics = %bound_metrics,
+        health = %bound_health,
         namespaces = ?args.namespaces,
+        leader_election = args.leader_election,
         "avi-autoscaler running"
     );
     shutdown_signal().await;
