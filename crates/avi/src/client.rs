@@ -1,0 +1,733 @@
+//! One connection to a controller: endpoints with failover, authentication, retries.
+//!
+//! Every request goes through [`Connection::get`], which owns the whole policy in one place:
+//! it starts at the endpoint that last answered, moves to the next one on a connection error,
+//! a timeout, a TLS failure or a 5xx, backs off (jittered, exponential, bounded) after a
+//! full round of endpoints has failed, and gives up after [`PollerSettings::retries`] extra
+//! rounds. With session auth it logs in once per endpoint and reuses the session; a 401 (or
+//! 419) on a request invalidates that session and logs in again exactly once before the
+//! request is retried; a refused login is remembered for
+//! [`PollerSettings::login_retry_after`], so wrong credentials cost one login attempt per
+//! poll, however many requests are waiting.
+
+use std::{
+    collections::HashMap,
+    hash::{BuildHasher, RandomState},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use api::{AuthMode, EntityType, k8s::jiff::Timestamp};
+use bytes::Bytes;
+use reqwest::{StatusCode, header};
+use tokio::time::Instant;
+use url::Url;
+
+use crate::{
+    config::ConnectionKey,
+    error::{Error, Kind},
+    poller::{MetricsRequest, Transport, entity_type_path},
+    query::{Answer, EntitySelector},
+    stats::{RequestEvent, RequestKind, StatsHub},
+    tls,
+};
+
+/// Settings shared by every connection of a poller (a subset of `PollerSettings`).
+#[derive(Clone, Debug)]
+pub(crate) struct RetryPolicy {
+    pub retries: u32,
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+    pub login_retry_after: Duration,
+}
+
+/// A successful (non-auth-failure, non-5xx) answer.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub status: StatusCode,
+    pub body: Bytes,
+    /// The URL that answered (for error messages).
+    pub url: Url,
+}
+
+/// A GET request to send to whichever endpoint answers.
+#[derive(Debug)]
+pub(crate) struct ApiRequest<'a> {
+    pub kind: RequestKind,
+    /// Path relative to the endpoint, for example `api/analytics/prometheus-metrics/pool`.
+    pub path: &'a str,
+    /// The encoded query string, without `?`.
+    pub query: &'a str,
+    /// `X-Avi-Tenant`, for the JSON APIs.
+    pub tenant_header: Option<&'a str>,
+    /// The batch this request belongs to (0: none). A login refused for a batch is not tried
+    /// again for the same batch.
+    pub poll: u64,
+}
+
+/// A refused login: when, for which batch, and the error to repeat.
+struct LoginFailure {
+    at: Instant,
+    poll: u64,
+    error: Error,
+}
+
+#[derive(Clone)]
+struct Session {
+    cookie: header::HeaderValue,
+    generation: u64,
+}
+
+#[derive(Default)]
+struct SessionSlot {
+    session: Option<Session>,
+    generation: u64,
+}
+
+/// A connection to one controller (all its endpoints), shared by every tenant.
+pub(crate) struct Connection {
+    key: ConnectionKey,
+    http: reqwest::Client,
+    /// Endpoints with a path ending in `/`, so that joining a relative path keeps it.
+    bases: Vec<Url>,
+    preferred: AtomicUsize,
+    sessions: Vec<tokio::sync::Mutex<SessionSlot>>,
+    login_failure: Mutex<Option<LoginFailure>>,
+    policy: RetryPolicy,
+    stats: Arc<StatsHub>,
+    jitter: RandomState,
+    jitter_counter: AtomicU64,
+    /// Milliseconds since `created` when the connection was last used (for eviction).
+    last_used_ms: AtomicU64,
+    created: Instant,
+    catalog: tokio::sync::Mutex<Option<CachedCatalog>>,
+}
+
+impl Connection {
+    pub(crate) fn new(
+        key: ConnectionKey,
+        policy: RetryPolicy,
+        stats: Arc<StatsHub>,
+    ) -> Result<Self, Error> {
+        if key.endpoints.is_empty() {
+            return Err(Error::new(Kind::Config).with_detail("no endpoint configured"));
+        }
+        let tls = tls::client_config(&key.tls)?;
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .timeout(key.timeout)
+            .connect_timeout(key.timeout)
+            // A redirect would be followed with the credentials; Avi does not redirect its API.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("avi-autoscaler/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::new(Kind::Config).with_source(e))?;
+        let bases = key
+            .endpoints
+            .iter()
+            .map(|u| {
+                let mut u = u.clone();
+                if !u.path().ends_with('/') {
+                    let p = format!("{}/", u.path());
+                    u.set_path(&p);
+                }
+                u.set_query(None);
+                u.set_fragment(None);
+                u
+            })
+            .collect::<Vec<_>>();
+        let sessions = bases.iter().map(|_| Default::default()).collect();
+        Ok(Connection {
+            key,
+            http,
+            bases,
+            preferred: AtomicUsize::new(0),
+            sessions,
+            login_failure: Mutex::new(None),
+            policy,
+            stats,
+            jitter: RandomState::new(),
+            jitter_counter: AtomicU64::new(0),
+            last_used_ms: AtomicU64::new(0),
+            created: Instant::now(),
+            catalog: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    pub(crate) fn touch(&self) {
+        let ms = self.created.elapsed().as_millis() as u64;
+        self.last_used_ms.store(ms, Ordering::Relaxed);
+    }
+
+    pub(crate) fn idle_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_used_ms.load(Ordering::Relaxed));
+        self.created.elapsed().saturating_sub(last)
+    }
+
+    /// Index of the endpoint that answered last (0 at the start).
+    #[cfg(test)]
+    pub(crate) fn preferred(&self) -> usize {
+        self.preferred.load(Ordering::Relaxed)
+    }
+
+    /// Sends `req`, failing over across endpoints and retrying with backoff.
+    pub(crate) async fn get(&self, req: &ApiRequest<'_>) -> Result<Reply, Error> {
+        let n = self.bases.len();
+        let mut last: Option<Error> = None;
+        for round in 0..=self.policy.retries {
+            if round > 0 {
+                tokio::time::sleep(self.backoff(round)).await;
+            }
+            let start = self.preferred.load(Ordering::Relaxed);
+            for k in 0..n {
+                let idx = (start + k) % n;
+                match self.get_on(idx, req).await {
+                    Ok(reply) => {
+                        self.preferred.store(idx, Ordering::Relaxed);
+                        return Ok(reply);
+                    }
+                    Err(e) if e.is_failover() => {
+                        tracing::debug!(
+                            endpoint = %self.bases[idx],
+                            error = &e as &dyn std::error::Error,
+                            "Avi endpoint failed, trying the next one"
+                        );
+                        last = Some(e);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            // TLS failures do not go away by waiting.
+            if !last.as_ref().is_some_and(Error::is_retryable) {
+                break;
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::new(Kind::Config).with_detail("no endpoint configured")))
+    }
+
+    /// Jittered exponential backoff before retry round `round` (>= 1): a random duration in
+    /// [d/2, d] with d = backoff × 2^(round-1), capped at max_backoff.
+    fn backoff(&self, round: u32) -> Duration {
+        let d = self
+            .policy
+            .backoff
+            .saturating_mul(1 << (round - 1).min(16))
+            .min(self.policy.max_backoff);
+        let r = self
+            .jitter
+            .hash_one(self.jitter_counter.fetch_add(1, Ordering::Relaxed));
+        let frac = 0.5 + 0.5 * (r % 1_000_000) as f64 / 1_000_000.0;
+        d.mul_f64(frac)
+    }
+
+    async fn get_on(&self, idx: usize, req: &ApiRequest<'_>) -> Result<Reply, Error> {
+        let url = self.url(idx, req.path, Some(req.query))?;
+        match self.key.auth_mode {
+            AuthMode::Basic => self.send(idx, &url, req, None).await,
+            AuthMode::Session => {
+                let session = self.session(idx, req.poll).await?;
+                match self.send(idx, &url, req, Some(&session)).await {
+                    Err(e) if e.is_unauthorized() => {
+                        // The session expired (or the controller restarted): log in again,
+                        // once, and retry once. A second refusal is final for this request.
+                        self.invalidate(idx, session.generation).await;
+                        let session = self.session(idx, req.poll).await?;
+                        self.send(idx, &url, req, Some(&session)).await
+                    }
+                    other => other,
+                }
+            }
+        }
+    }
+
+    fn url(&self, idx: usize, path: &str, query: Option<&str>) -> Result<Url, Error> {
+        let mut url = self.bases[idx].join(path).map_err(|e| {
+            Error::new(Kind::Config)
+                .with_endpoint(&self.bases[idx])
+                .with_source(e)
+        })?;
+        url.set_query(query.filter(|q| !q.is_empty()));
+        Ok(url)
+    }
+
+    async fn send(
+        &self,
+        idx: usize,
+        url: &Url,
+        req: &ApiRequest<'_>,
+        session: Option<&Session>,
+    ) -> Result<Reply, Error> {
+        let mut rb = self.http.get(url.clone());
+        if let Some(v) = &self.key.api_version {
+            rb = rb.header("X-Avi-Version", v);
+        }
+        if let Some(t) = req.tenant_header {
+            rb = rb.header("X-Avi-Tenant", t);
+        }
+        match session {
+            Some(s) => rb = rb.header(header::COOKIE, s.cookie.clone()),
+            None => {
+                rb = rb.basic_auth(
+                    self.key.credentials.username(),
+                    Some(self.key.credentials.password()),
+                )
+            }
+        }
+        let started = Instant::now();
+        let result = read_reply(rb.send().await, url).await;
+        let result = result.and_then(|reply| match reply.status.as_u16() {
+            401 | 419 => Err(status_error(Kind::Unauthorized, &reply)),
+            403 => Err(status_error(Kind::Forbidden, &reply)),
+            429 | 500..=599 => Err(status_error(Kind::ServerError, &reply)),
+            _ => Ok(reply),
+        });
+        let outcome = match &result {
+            Ok(r) if r.status.is_success() => ("ok", Some(r.status.as_u16())),
+            Ok(r) => ("bad_response", Some(r.status.as_u16())),
+            Err(e) => (e.category(), e.status().map(|s| s.as_u16())),
+        };
+        self.record(req.kind, idx, outcome, started);
+        result
+    }
+
+    fn record(
+        &self,
+        kind: RequestKind,
+        idx: usize,
+        (outcome, status): (&'static str, Option<u16>),
+        started: Instant,
+    ) {
+        self.stats.record(&RequestEvent {
+            kind,
+            endpoint: &self.key.endpoints[idx],
+            outcome,
+            status,
+            duration: started.elapsed(),
+        });
+    }
+
+    /// The session for endpoint `idx`, logging in if there is none. Concurrent callers wait
+    /// for one login; a refused login is repeated, without asking the controller, for the
+    /// rest of its batch and for `login_retry_after`.
+    async fn session(&self, idx: usize, poll: u64) -> Result<Session, Error> {
+        let mut slot = self.sessions[idx].lock().await;
+        if let Some(s) = &slot.session {
+            return Ok(s.clone());
+        }
+        if let Some(err) = self.remembered_login_failure(poll) {
+            return Err(err);
+        }
+        match self.login(idx).await {
+            Ok(cookie) => {
+                slot.generation += 1;
+                let s = Session {
+                    cookie,
+                    generation: slot.generation,
+                };
+                slot.session = Some(s.clone());
+                *self.login_failure.lock().expect("lock poisoned") = None;
+                Ok(s)
+            }
+            Err(e) => {
+                if e.is_unauthorized() || e.is_forbidden() {
+                    *self.login_failure.lock().expect("lock poisoned") = Some(LoginFailure {
+                        at: Instant::now(),
+                        poll,
+                        error: e.clone(),
+                    });
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn remembered_login_failure(&self, poll: u64) -> Option<Error> {
+        let guard = self.login_failure.lock().expect("lock poisoned");
+        match &*guard {
+            Some(f)
+                if (poll != 0 && f.poll == poll)
+                    || f.at.elapsed() < self.policy.login_retry_after =>
+            {
+                Some(f.error.clone())
+            }
+            _ => None,
+        }
+    }
+
+    /// Forgets session `generation` of endpoint `idx` (if it is still the current one: a
+    /// concurrent request may already have replaced it).
+    async fn invalidate(&self, idx: usize, generation: u64) {
+        let mut slot = self.sessions[idx].lock().await;
+        if slot.session.as_ref().map(|s| s.generation) == Some(generation) {
+            slot.session = None;
+        }
+    }
+
+    async fn login(&self, idx: usize) -> Result<header::HeaderValue, Error> {
+        let url = self.url(idx, "login", None)?;
+        let mut rb = self.http.post(url.clone()).form(&[
+            ("username", self.key.credentials.username()),
+            ("password", self.key.credentials.password()),
+        ]);
+        if let Some(v) = &self.key.api_version {
+            rb = rb.header("X-Avi-Version", v);
+        }
+        let started = Instant::now();
+        let response = rb.send().await;
+        let result = match response {
+            Err(e) => Err(Error::from_transport(e).with_endpoint(&url)),
+            Ok(resp) => {
+                let status = resp.status();
+                let cookies: Vec<String> = resp
+                    .headers()
+                    .get_all(header::SET_COOKIE)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .filter_map(|v| v.split(';').next())
+                    .map(|pair| pair.trim().to_owned())
+                    .filter(|pair| pair.contains('='))
+                    .collect();
+                let reply = read_reply(Ok(resp), &url).await;
+                reply.and_then(|reply| match status.as_u16() {
+                    200..=299 => {
+                        if cookies.is_empty() {
+                            return Err(Error::new(Kind::BadResponse)
+                                .with_endpoint(&url)
+                                .with_status(status)
+                                .with_detail("the login answer set no session cookie"));
+                        }
+                        let mut value = header::HeaderValue::from_str(&cookies.join("; "))
+                            .map_err(|e| {
+                                Error::new(Kind::BadResponse)
+                                    .with_endpoint(&url)
+                                    .with_source(e)
+                            })?;
+                        value.set_sensitive(true);
+                        Ok(value)
+                    }
+                    401 | 419 => Err(status_error(Kind::Unauthorized, &reply)),
+                    403 => Err(status_error(Kind::Forbidden, &reply)),
+                    429 | 500..=599 => Err(status_error(Kind::ServerError, &reply)),
+                    _ => Err(status_error(Kind::BadResponse, &reply)),
+                })
+            }
+        };
+        let outcome = match &result {
+            Ok(_) => ("ok", Some(200)),
+            Err(e) => (e.category(), e.status().map(|s| s.as_u16())),
+        };
+        self.record(RequestKind::Login, idx, outcome, started);
+        result
+    }
+}
+
+async fn read_reply(
+    response: Result<reqwest::Response, reqwest::Error>,
+    url: &Url,
+) -> Result<Reply, Error> {
+    let resp = response.map_err(|e| Error::from_transport(e).with_endpoint(url))?;
+    let status = resp.status();
+    let body = resp.bytes().await.map_err(|e| {
+        // The connection broke (or stalled) while the body was read: a cut answer, worth
+        // another try. No decompression is enabled, so it is never a decoding problem.
+        let timeout = Error::from_transport(e);
+        let kind = if timeout.is_timeout() {
+            Kind::Timeout
+        } else {
+            Kind::Unreachable
+        };
+        Error::new(kind)
+            .with_endpoint(url)
+            .with_status(status)
+            .with_detail("the connection broke while the answer was read")
+            .with_source(timeout)
+    })?;
+    Ok(Reply {
+        status,
+        body,
+        url: url.clone(),
+    })
+}
+
+/// An error for an HTTP status, with the controller's own message when its body is the
+/// usual `{"error": "..."}` (or short text).
+pub(crate) fn status_error(kind: Kind, reply: &Reply) -> Error {
+    let mut e = Error::new(kind)
+        .with_endpoint(&reply.url)
+        .with_status(reply.status);
+    if let Some(msg) = avi_message(&reply.body) {
+        e = e.with_detail(msg);
+    }
+    e
+}
+
+fn avi_message(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct AviError {
+        error: String,
+    }
+    if let Ok(e) = serde_json::from_slice::<AviError>(body) {
+        return Some(e.error);
+    }
+    let text = std::str::from_utf8(body).ok()?.trim();
+    let first = text.lines().next()?.trim();
+    (!first.is_empty() && !first.starts_with('<')).then(|| first.to_owned())
+}
+
+/// Encodes one value for a comma-separated list parameter: form encoding, so a `,` inside a
+/// name cannot split it.
+pub(crate) fn encode_list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+    let mut out = String::new();
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.extend(url::form_urlencoded::byte_serialize(item.as_bytes()));
+    }
+    out
+}
+
+/// Counts of a map, used by tests to compare request counts.
+#[allow(dead_code)]
+pub(crate) type Counts = HashMap<String, u64>;
+
+/// The metric ids a controller offers, per entity type (`GET /api/analytics/metric_id`).
+type Catalog = HashMap<String, Vec<String>>;
+/// The catalog (or why it could not be read) and when.
+type CachedCatalog = (Instant, Result<Arc<Catalog>, Error>);
+
+/// How long the metric catalog is kept: it changes only with a controller upgrade.
+const CATALOG_TTL: Duration = Duration::from_secs(3600);
+/// How long a failed catalog read is remembered before it is tried again.
+const CATALOG_RETRY: Duration = Duration::from_secs(60);
+/// At most this many pages of the catalog are read (Avi pages collections).
+const CATALOG_MAX_PAGES: usize = 20;
+
+impl Connection {
+    async fn catalog(&self) -> Result<Arc<Catalog>, Error> {
+        let mut cached = self.catalog.lock().await;
+        if let Some((at, c)) = &*cached {
+            let ttl = if c.is_ok() {
+                CATALOG_TTL
+            } else {
+                CATALOG_RETRY
+            };
+            if at.elapsed() < ttl {
+                return c.clone();
+            }
+        }
+        let c = self.read_catalog().await.map(Arc::new);
+        *cached = Some((Instant::now(), c.clone()));
+        c
+    }
+
+    async fn read_catalog(&self) -> Result<Catalog, Error> {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            #[serde(default)]
+            results: Vec<MetricInfo>,
+            #[serde(default)]
+            next: Option<String>,
+        }
+        #[derive(serde::Deserialize)]
+        struct MetricInfo {
+            name: String,
+            #[serde(default)]
+            entity_types: Vec<String>,
+        }
+        let mut catalog = Catalog::new();
+        let mut page = 1usize;
+        loop {
+            let query = format!("page_size=1000&page={page}");
+            let reply = self
+                .get(&ApiRequest {
+                    kind: RequestKind::MetricCatalog,
+                    path: "api/analytics/metric_id",
+                    query: &query,
+                    tenant_header: None,
+                    poll: 0,
+                })
+                .await?;
+            if !reply.status.is_success() {
+                return Err(status_error(Kind::BadResponse, &reply));
+            }
+            let parsed: Page = serde_json::from_slice(&reply.body).map_err(|e| {
+                Error::new(Kind::BadResponse)
+                    .with_endpoint(&reply.url)
+                    .with_detail("the metric catalog is not the expected JSON")
+                    .with_source(e)
+            })?;
+            for m in parsed.results {
+                catalog.insert(m.name, m.entity_types);
+            }
+            if parsed.next.is_none() || page >= CATALOG_MAX_PAGES {
+                return Ok(catalog);
+            }
+            page += 1;
+        }
+    }
+}
+
+impl Transport for Connection {
+    async fn fetch_metrics(&self, req: &MetricsRequest) -> Result<Answer, Error> {
+        let path = format!(
+            "api/analytics/prometheus-metrics/{}",
+            entity_type_path(req.entity_type)
+        );
+        let query = req.query();
+        let reply = self
+            .get(&ApiRequest {
+                kind: RequestKind::Metrics,
+                path: &path,
+                query: &query,
+                tenant_header: None,
+                poll: req.poll,
+            })
+            .await?;
+        if !reply.status.is_success() {
+            return Err(status_error(Kind::BadResponse, &reply));
+        }
+        let text = std::str::from_utf8(&reply.body).map_err(|e| {
+            Error::new(Kind::BadResponse)
+                .with_endpoint(&reply.url)
+                .with_detail("the answer is not UTF-8 text")
+                .with_source(e)
+        })?;
+        Answer::parse(text, req.by, Timestamp::now()).map_err(|e| e.with_endpoint(&reply.url))
+    }
+
+    async fn entity_exists(
+        &self,
+        tenant: &str,
+        entity_type: EntityType,
+        entity: &EntitySelector,
+    ) -> Result<bool, Error> {
+        #[derive(serde::Deserialize)]
+        struct Collection {
+            #[serde(default)]
+            count: Option<u64>,
+            #[serde(default)]
+            results: Vec<serde_json::Value>,
+        }
+        let (path, query) = match entity {
+            EntitySelector::Name(name) => (
+                format!("api/{}", entity_type_path(entity_type)),
+                format!("name={}&fields=uuid", encode_list([name.as_str()])),
+            ),
+            EntitySelector::Uuid(uuid) => (
+                format!(
+                    "api/{}/{}",
+                    entity_type_path(entity_type),
+                    encode_list([uuid.as_str()])
+                ),
+                "fields=uuid".to_owned(),
+            ),
+        };
+        let reply = self
+            .get(&ApiRequest {
+                kind: RequestKind::Inventory,
+                path: &path,
+                query: &query,
+                tenant_header: Some(tenant),
+                poll: 0,
+            })
+            .await?;
+        match (reply.status.as_u16(), entity) {
+            (404, EntitySelector::Uuid(_)) => Ok(false),
+            (200, EntitySelector::Uuid(_)) => Ok(true),
+            (200, EntitySelector::Name(_)) => {
+                let c: Collection = serde_json::from_slice(&reply.body).map_err(|e| {
+                    Error::new(Kind::BadResponse)
+                        .with_endpoint(&reply.url)
+                        .with_detail("the inventory answer is not the expected JSON")
+                        .with_source(e)
+                })?;
+                Ok(c.count.unwrap_or(c.results.len() as u64) > 0)
+            }
+            _ => Err(status_error(Kind::BadResponse, &reply)),
+        }
+    }
+
+    async fn metric_known(&self, entity_type: EntityType, metric_id: &str) -> Result<bool, Error> {
+        let catalog = self.catalog().await?;
+        Ok(catalog.get(metric_id).is_some_and(|types| {
+            types.is_empty() || types.iter().any(|t| t == entity_type_path(entity_type))
+        }))
+    }
+
+    fn url_prefix_len(&self, entity_type: EntityType) -> usize {
+        let path = "api/analytics/prometheus-metrics/".len() + entity_type_path(entity_type).len();
+        self.bases
+            .iter()
+            .map(|b| b.as_str().len())
+            .max()
+            .unwrap_or(0)
+            + path
+    }
+
+    fn touch(&self) {
+        Connection::touch(self)
+    }
+
+    fn idle_for(&self) -> Duration {
+        Connection::idle_for(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn avi_error_bodies_are_read() {
+        assert_eq!(
+            avi_message(br#"{"error": "Invalid credentials"}"#).as_deref(),
+            Some("Invalid credentials")
+        );
+        assert_eq!(
+            avi_message(b"CSRF token missing or incorrect.\n").as_deref(),
+            Some("CSRF token missing or incorrect.")
+        );
+        assert_eq!(avi_message(b"<html><body>502</body></html>"), None);
+        assert_eq!(avi_message(b""), None);
+    }
+
+    #[test]
+    fn list_items_are_encoded_but_commas_separate() {
+        assert_eq!(
+            encode_list(["a b", "c,d", "k8s--x.y_-ns"]),
+            "a+b,c%2Cd,k8s--x.y_-ns"
+        );
+    }
+
+    #[test]
+    fn backoff_is_jittered_and_bounded() {
+        let key = ConnectionKey {
+            endpoints: vec!["https://a.example".parse().unwrap()],
+            auth_mode: AuthMode::Basic,
+            credentials: crate::Credentials::new("u", "p"),
+            api_version: None,
+            tls: Default::default(),
+            timeout: Duration::from_secs(1),
+        };
+        let policy = RetryPolicy {
+            retries: 3,
+            backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(300),
+            login_retry_after: Duration::from_secs(5),
+        };
+        let c = Connection::new(key, policy, Arc::new(StatsHub::new(None))).unwrap();
+        for _ in 0..100 {
+            let b1 = c.backoff(1);
+            assert!(b1 >= Duration::from_millis(50) && b1 <= Duration::from_millis(100));
+            let b3 = c.backoff(3);
+            assert!(b3 >= Duration::from_millis(150) && b3 <= Duration::from_millis(300));
+        }
+        let distinct: std::collections::HashSet<_> = (0..20).map(|_| c.backoff(2)).collect();
+        assert!(distinct.len() > 1, "backoff is not jittered");
+        assert_eq!(c.preferred(), 0);
+    }
+}

@@ -1,0 +1,850 @@
+//! The batching poller. How a tick is served, and why an absent value is looked up, is
+//! described in the crate documentation ("Batching and the tick", "The JSON APIs").
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    future::Future,
+    sync::{Arc, Mutex, atomic::AtomicU64},
+    time::Duration,
+};
+
+use api::EntityType;
+use futures::StreamExt;
+use tokio::{sync::watch, time::Instant};
+
+use crate::{
+    client::{Connection, RetryPolicy, encode_list},
+    config::{ConnectionConfig, ConnectionKey},
+    error::{Error, Kind},
+    query::{Answer, EntitySelector, Lookup, MetricQuery, Sample, SelectorKind},
+    stats::{PollerStats, RequestObserver, StatsHub},
+};
+
+/// Tuning of a [`Poller`]. The defaults suit a controller serving thousands of autoscalers.
+#[derive(Clone)]
+pub struct PollerSettings {
+    /// Most entities named in one request: the batch size. Default 50.
+    pub max_entities_per_request: usize,
+    /// Longest request URL, in bytes; longer batches are split. Default 6000, below the 8 KiB
+    /// request line common web servers (the controller's nginx among them) accept.
+    pub max_url_len: usize,
+    /// How long the first caller of a batch waits for others to join. Default 50 ms.
+    pub coalesce_window: Duration,
+    /// How long an answer (or error) serves later asks: one tick. Default 5 s (see the module
+    /// docs).
+    pub cache_ttl: Duration,
+    /// How long a pair asked for only once is still fetched ahead with its batch. Default
+    /// 3660 s, the longest polling interval plus a minute. Zero turns fetching ahead off.
+    pub interest_ttl: Duration,
+    /// Extra rounds over all endpoints after a round where every endpoint failed with a
+    /// connection error, timeout or 5xx. Default 2.
+    pub retries: u32,
+    /// Backoff before the first extra round; it doubles each round, with jitter. Default 200 ms.
+    pub backoff: Duration,
+    /// Cap of the backoff. Default 2 s.
+    pub max_backoff: Duration,
+    /// A refused login is not tried again for this long, so wrong credentials cost one login
+    /// per tick. Default 5 s.
+    pub login_retry_after: Duration,
+    /// Requests of one batch in flight at once, per connection. Default 4.
+    pub max_concurrent_requests: usize,
+    /// Absent pairs whose cause is looked up per batch (the rest report no data). Default 8.
+    pub max_lookups_per_batch: usize,
+    /// A connection (HTTP client and session) unused this long is dropped. Default 15 min,
+    /// Avi's default session idle timeout.
+    pub idle_connection_ttl: Duration,
+    /// Called once per HTTP request (for latency histograms). Default none.
+    pub observer: Option<RequestObserver>,
+}
+
+impl Default for PollerSettings {
+    fn default() -> Self {
+        PollerSettings {
+            max_entities_per_request: 50,
+            max_url_len: 6000,
+            coalesce_window: Duration::from_millis(50),
+            cache_ttl: Duration::from_secs(5),
+            interest_ttl: Duration::from_secs(3660),
+            retries: 2,
+            backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(2),
+            login_retry_after: Duration::from_secs(5),
+            max_concurrent_requests: 4,
+            max_lookups_per_batch: 8,
+            idle_connection_ttl: Duration::from_secs(15 * 60),
+            observer: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for PollerSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PollerSettings")
+            .field("max_entities_per_request", &self.max_entities_per_request)
+            .field("max_url_len", &self.max_url_len)
+            .field("coalesce_window", &self.coalesce_window)
+            .field("cache_ttl", &self.cache_ttl)
+            .field("interest_ttl", &self.interest_ttl)
+            .field("retries", &self.retries)
+            .field("backoff", &self.backoff)
+            .field("max_backoff", &self.max_backoff)
+            .field("login_retry_after", &self.login_retry_after)
+            .field("max_concurrent_requests", &self.max_concurrent_requests)
+            .field("max_lookups_per_batch", &self.max_lookups_per_batch)
+            .field("idle_connection_ttl", &self.idle_connection_ttl)
+            .field("observer", &self.observer.as_ref().map(|_| "<fn>"))
+            .finish()
+    }
+}
+
+/// Reads metrics for many autoscalers, batched and cached per tick. Cheap to clone; one per
+/// process.
+#[derive(Clone)]
+pub struct Poller {
+    core: Arc<Core<Connection>>,
+}
+
+impl std::fmt::Debug for Poller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Poller")
+            .field("settings", &self.core.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Poller {
+    /// A poller with `settings`.
+    pub fn new(settings: PollerSettings) -> Self {
+        let stats = Arc::new(StatsHub::new(settings.observer.clone()));
+        let policy = RetryPolicy {
+            retries: settings.retries,
+            backoff: settings.backoff,
+            max_backoff: settings.max_backoff,
+            login_retry_after: settings.login_retry_after,
+        };
+        let connect_stats = stats.clone();
+        let connect = move |key: &ConnectionKey| {
+            Connection::new(key.clone(), policy.clone(), connect_stats.clone())
+        };
+        Poller {
+            core: Arc::new(Core::new(settings, stats, Box::new(connect))),
+        }
+    }
+
+    /// Reads `queries` from the controller of `conn`: one result per query, in the same order.
+    /// Queries of concurrent calls that share the connection, tenant, entity type and realtime
+    /// flag are batched into shared requests (see the module docs).
+    pub async fn fetch(
+        &self,
+        conn: &ConnectionConfig,
+        queries: &[MetricQuery],
+    ) -> Vec<Result<Sample, Error>> {
+        self.core.fetch(conn, queries).await
+    }
+
+    /// Cumulative counters since the poller was created.
+    pub fn stats(&self) -> PollerStats {
+        self.core.stats.snapshot()
+    }
+}
+
+/// A batch request: one tenant, entity type, realtime flag and selector kind, with lists.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct MetricsRequest {
+    /// The batch (poll) it belongs to, numbered from 1.
+    pub poll: u64,
+    pub tenant: String,
+    pub entity_type: EntityType,
+    pub realtime: bool,
+    pub by: SelectorKind,
+    pub entities: Vec<String>,
+    pub metric_ids: Vec<String>,
+}
+
+impl MetricsRequest {
+    /// The query string, exactly as sent.
+    pub(crate) fn query(&self) -> String {
+        let mut q = format!(
+            "{}={}&metric_id={}&tenant={}",
+            self.by.query_param(),
+            encode_list(self.entities.iter().map(String::as_str)),
+            encode_list(self.metric_ids.iter().map(String::as_str)),
+            encode_list([self.tenant.as_str()]),
+        );
+        if self.realtime {
+            q.push_str("&realtime=true");
+        }
+        q
+    }
+}
+
+/// What the poller needs from a controller connection; the HTTP [`Connection`] in production,
+/// a fake in unit tests.
+pub(crate) trait Transport: Send + Sync + 'static {
+    /// Sends one batch request to the Prometheus endpoint and reads the answer.
+    fn fetch_metrics(
+        &self,
+        req: &MetricsRequest,
+    ) -> impl Future<Output = Result<Answer, Error>> + Send;
+
+    /// Whether the entity exists in the tenant.
+    fn entity_exists(
+        &self,
+        tenant: &str,
+        entity_type: EntityType,
+        entity: &EntitySelector,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// Whether the controller offers `metric_id` for `entity_type`.
+    fn metric_known(
+        &self,
+        entity_type: EntityType,
+        metric_id: &str,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// The longest URL prefix (endpoint and path, up to `?`) a metrics request can have.
+    fn url_prefix_len(&self, entity_type: EntityType) -> usize;
+
+    /// Marks the connection used now.
+    fn touch(&self);
+
+    /// How long since it was last used.
+    fn idle_for(&self) -> Duration;
+}
+
+type Connect<T> = Box<dyn Fn(&ConnectionKey) -> Result<T, Error> + Send + Sync>;
+
+type EntryKey = (String, String);
+type EntryOutcome = Result<Arc<Answer>, Error>;
+type BatchResult = Arc<HashMap<EntryKey, EntryOutcome>>;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct BatchKey {
+    conn: u64,
+    tenant: String,
+    entity_type: EntityType,
+    realtime: bool,
+    by: SelectorKind,
+}
+
+struct ConnSlot<T> {
+    id: u64,
+    conn: Arc<T>,
+}
+
+pub(crate) struct Core<T: Transport> {
+    settings: PollerSettings,
+    stats: Arc<StatsHub>,
+    connect: Connect<T>,
+    connections: Mutex<HashMap<ConnectionKey, ConnSlot<T>>>,
+    next_conn_id: AtomicU64,
+    next_poll: AtomicU64,
+    batches: Mutex<HashMap<BatchKey, BatchState<T>>>,
+}
+
+struct BatchState<T> {
+    conn: Arc<T>,
+    entries: HashMap<EntryKey, Entry>,
+    pending: Option<PendingBatch>,
+}
+
+struct PendingBatch {
+    tx: watch::Sender<Option<BatchResult>>,
+    keys: Vec<EntryKey>,
+}
+
+enum EntryState {
+    Idle,
+    Pending(watch::Receiver<Option<BatchResult>>),
+    Ready {
+        outcome: EntryOutcome,
+        until: Instant,
+    },
+}
+
+struct Entry {
+    state: EntryState,
+    /// The first ask of the latest tick in which the pair was asked for.
+    last_ask: Instant,
+    /// Time between the first asks of the last two ticks, once there were two.
+    period: Option<Duration>,
+}
+
+impl Entry {
+    fn new(now: Instant) -> Self {
+        Entry {
+            state: EntryState::Idle,
+            last_ask: now,
+            period: None,
+        }
+    }
+
+    /// Records an ask; asks within `tick` of the last one belong to the same tick.
+    fn asked(&mut self, now: Instant, tick: Duration) {
+        let since = now.saturating_duration_since(self.last_ask);
+        if since > tick {
+            self.period = Some(since);
+            self.last_ask = now;
+        }
+    }
+
+    /// Whether the pair is expected to be asked for within `tick` from `now`.
+    fn is_due(&self, now: Instant, tick: Duration, interest_ttl: Duration) -> bool {
+        match self.period {
+            Some(p) => now + tick >= self.last_ask + p && !self.is_dead(now, tick, interest_ttl),
+            None => now.saturating_duration_since(self.last_ask) <= interest_ttl,
+        }
+    }
+
+    /// Whether the pair was not asked for two of its periods (or within `interest_ttl` when
+    /// its period is unknown).
+    fn is_dead(&self, now: Instant, tick: Duration, interest_ttl: Duration) -> bool {
+        let since = now.saturating_duration_since(self.last_ask);
+        match self.period {
+            Some(p) => since > p * 2 + tick,
+            None => since > interest_ttl,
+        }
+    }
+}
+
+enum Wait {
+    Ready(EntryOutcome),
+    Pending(watch::Receiver<Option<BatchResult>>, EntryKey),
+}
+
+impl<T: Transport> Core<T> {
+    pub(crate) fn new(settings: PollerSettings, stats: Arc<StatsHub>, connect: Connect<T>) -> Self {
+        Core {
+            settings,
+            stats,
+            connect,
+            connections: Mutex::new(HashMap::new()),
+            next_conn_id: AtomicU64::new(0),
+            next_poll: AtomicU64::new(0),
+            batches: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The shared connection for `conn`, created on first use; idle ones are dropped here.
+    fn connection(&self, conn: &ConnectionConfig) -> Result<(u64, Arc<T>), Error> {
+        let key = ConnectionKey::from(conn);
+        let mut conns = self.connections.lock().expect("connections lock poisoned");
+        if let Some(slot) = conns.get(&key) {
+            slot.conn.touch();
+            return Ok((slot.id, slot.conn.clone()));
+        }
+        let ttl = self.settings.idle_connection_ttl;
+        let before = conns.len();
+        conns.retain(|_, slot| slot.conn.idle_for() < ttl);
+        if conns.len() < before {
+            let live: Vec<u64> = conns.values().map(|s| s.id).collect();
+            self.batches
+                .lock()
+                .expect("batches lock poisoned")
+                .retain(|k, _| live.contains(&k.conn));
+        }
+        let t = (self.connect)(&key)?;
+        t.touch();
+        let id = self
+            .next_conn_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let conn = Arc::new(t);
+        conns.insert(
+            key,
+            ConnSlot {
+                id,
+                conn: conn.clone(),
+            },
+        );
+        Ok((id, conn))
+    }
+
+    pub(crate) async fn fetch(
+        self: &Arc<Self>,
+        conn: &ConnectionConfig,
+        queries: &[MetricQuery],
+    ) -> Vec<Result<Sample, Error>> {
+        StatsHub::add(&self.stats.queries, queries.len() as u64);
+        let (conn_id, transport) = match self.connection(conn) {
+            Ok(c) => c,
+            Err(e) => return queries.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let now = Instant::now();
+        let tick = self.settings.cache_ttl;
+        let mut waits = Vec::with_capacity(queries.len());
+        {
+            let mut batches = self.batches.lock().expect("batches lock poisoned");
+            for q in queries {
+                let bkey = BatchKey {
+                    conn: conn_id,
+                    tenant: conn.tenant.clone(),
+                    entity_type: q.entity_type,
+                    realtime: q.realtime,
+                    by: q.entity.kind(),
+                };
+                let state = batches.entry(bkey.clone()).or_insert_with(|| BatchState {
+                    conn: transport.clone(),
+                    entries: HashMap::new(),
+                    pending: None,
+                });
+                let ekey = (q.entity.value().to_owned(), q.metric_id.clone());
+                let entry = state
+                    .entries
+                    .entry(ekey.clone())
+                    .or_insert_with(|| Entry::new(now));
+                entry.asked(now, tick);
+                let wait = match &entry.state {
+                    EntryState::Ready { outcome, until } if now < *until => {
+                        StatsHub::add(&self.stats.cache_hits, 1);
+                        Wait::Ready(outcome.clone())
+                    }
+                    // A closed channel means the batch task died; ask again.
+                    EntryState::Pending(rx) if rx.has_changed().is_ok() => {
+                        StatsHub::add(&self.stats.joined_in_flight, 1);
+                        Wait::Pending(rx.clone(), ekey)
+                    }
+                    _ => {
+                        StatsHub::add(&self.stats.batched, 1);
+                        let pending = state.pending.get_or_insert_with(|| {
+                            let (tx, _) = watch::channel(None);
+                            tokio::spawn(self.clone().run_batch(bkey.clone()));
+                            PendingBatch {
+                                tx,
+                                keys: Vec::new(),
+                            }
+                        });
+                        pending.keys.push(ekey.clone());
+                        let rx = pending.tx.subscribe();
+                        // The entry was looked up above; re-borrow it to set its state.
+                        if let Some(e) = state.entries.get_mut(&ekey) {
+                            e.state = EntryState::Pending(rx.clone());
+                        }
+                        Wait::Pending(rx, ekey)
+                    }
+                };
+                waits.push(wait);
+            }
+        }
+        let mut out = Vec::with_capacity(queries.len());
+        for (q, wait) in queries.iter().zip(waits) {
+            let outcome = match wait {
+                Wait::Ready(o) => o,
+                Wait::Pending(mut rx, key) => match rx.wait_for(Option::is_some).await {
+                    Ok(result) => result
+                        .as_ref()
+                        .and_then(|r| r.get(&key).cloned())
+                        .unwrap_or_else(|| Err(abandoned())),
+                    Err(_) => Err(abandoned()),
+                },
+            };
+            out.push(outcome.and_then(|answer| read(&answer, q)));
+        }
+        out
+    }
+
+    /// Waits for the coalescing window, then sends the batch of `bkey` with every due pair.
+    async fn run_batch(self: Arc<Self>, bkey: BatchKey) {
+        tokio::time::sleep(self.settings.coalesce_window).await;
+        let now = Instant::now();
+        let tick = self.settings.cache_ttl;
+        let interest = self.settings.interest_ttl;
+        let (conn, keys, tx) = {
+            let mut batches = self.batches.lock().expect("batches lock poisoned");
+            let Some(state) = batches.get_mut(&bkey) else {
+                return;
+            };
+            let Some(pending) = state.pending.take() else {
+                return;
+            };
+            let mut keys = pending.keys;
+            let rx = pending.tx.subscribe();
+            let mut prefetched = 0;
+            state.entries.retain(|k, e| match &e.state {
+                EntryState::Pending(r) if r.has_changed().is_ok() => true,
+                EntryState::Ready { until, .. } if now < *until => true,
+                _ if !interest.is_zero() && e.is_due(now, tick, interest) => {
+                    keys.push(k.clone());
+                    e.state = EntryState::Pending(rx.clone());
+                    prefetched += 1;
+                    true
+                }
+                _ => !e.is_dead(now, tick, interest),
+            });
+            StatsHub::add(&self.stats.prefetched, prefetched);
+            (state.conn.clone(), keys, pending.tx)
+        };
+        StatsHub::add(&self.stats.batches, 1);
+        let result: BatchResult = Arc::new(self.execute(&conn, &bkey, keys).await);
+        let until = Instant::now() + tick;
+        let probe = tx.subscribe();
+        {
+            let mut batches = self.batches.lock().expect("batches lock poisoned");
+            if let Some(state) = batches.get_mut(&bkey) {
+                for (k, outcome) in result.iter() {
+                    if let Some(e) = state.entries.get_mut(k)
+                        && matches!(&e.state, EntryState::Pending(r) if r.same_channel(&probe))
+                    {
+                        e.state = EntryState::Ready {
+                            outcome: outcome.clone(),
+                            until,
+                        };
+                    }
+                }
+            }
+        }
+        let _ = tx.send(Some(result));
+    }
+
+    /// Sends the requests of one batch and works out every pair's outcome.
+    async fn execute(
+        &self,
+        conn: &Arc<T>,
+        bkey: &BatchKey,
+        keys: Vec<EntryKey>,
+    ) -> HashMap<EntryKey, EntryOutcome> {
+        let entities: Vec<String> = keys
+            .iter()
+            .map(|k| k.0.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let metrics: Vec<String> = keys
+            .iter()
+            .map(|k| k.1.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let base = MetricsRequest {
+            poll: self
+                .next_poll
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                + 1,
+            tenant: bkey.tenant.clone(),
+            entity_type: bkey.entity_type,
+            realtime: bkey.realtime,
+            by: bkey.by,
+            entities: Vec::new(),
+            metric_ids: Vec::new(),
+        };
+        let fixed = conn.url_prefix_len(bkey.entity_type) + 1 + base.query().len();
+        let enc_len = |s: &String| encode_list([s.as_str()]).len();
+        let plan = plan_chunks(
+            &entities.iter().map(enc_len).collect::<Vec<_>>(),
+            &metrics.iter().map(enc_len).collect::<Vec<_>>(),
+            fixed,
+            self.settings.max_url_len,
+            self.settings.max_entities_per_request.max(1),
+        );
+        let mut requests = Vec::new();
+        for mrange in &plan.metric_groups {
+            for erange in &plan.entity_chunks {
+                let mut req = base.clone();
+                req.entities = entities[erange.clone()].to_vec();
+                req.metric_ids = metrics[mrange.clone()].to_vec();
+                requests.push(req);
+            }
+        }
+        let results: Vec<RequestOutcome> = futures::stream::iter(requests)
+            .map(|req| fetch_split(conn.as_ref(), req))
+            .buffer_unordered(self.settings.max_concurrent_requests.max(1))
+            .flat_map(futures::stream::iter)
+            .collect()
+            .await;
+        let mut by_pair: HashMap<(&str, &str), usize> = HashMap::new();
+        for (i, (req, _)) in results.iter().enumerate() {
+            for e in &req.entities {
+                for m in &req.metric_ids {
+                    by_pair.insert((e.as_str(), m.as_str()), i);
+                }
+            }
+        }
+
+        let mut out = HashMap::with_capacity(keys.len());
+        let mut to_diagnose: BTreeMap<EntryKey, Absent> = BTreeMap::new();
+        for key in &keys {
+            let Some(&i) = by_pair.get(&(key.0.as_str(), key.1.as_str())) else {
+                out.insert(key.clone(), Err(abandoned()));
+                continue;
+            };
+            let outcome = match &results[i].1 {
+                Err(e) if e.status().is_some_and(|s| s.as_u16() == 400) => {
+                    to_diagnose.insert(key.clone(), Absent::Refused(e.clone()));
+                    continue;
+                }
+                Err(e) => Err(e.clone()),
+                Ok(answer) => match answer.lookup(&key.0, &key.1, None) {
+                    Lookup::Found(_) => Ok(answer.clone()),
+                    Lookup::NoValueForEntity => Err(no_value(key)),
+                    Lookup::EntityAbsent => {
+                        to_diagnose.insert(key.clone(), Absent::Entity);
+                        continue;
+                    }
+                    Lookup::MetricAbsent => {
+                        to_diagnose.insert(key.clone(), Absent::Metric);
+                        continue;
+                    }
+                },
+            };
+            out.insert(key.clone(), outcome);
+        }
+        drop(by_pair);
+        out.extend(self.diagnose(conn, bkey, to_diagnose).await);
+        out
+    }
+
+    /// Works out why pairs are absent from their answer (see the module docs).
+    async fn diagnose(
+        &self,
+        conn: &Arc<T>,
+        bkey: &BatchKey,
+        absent: BTreeMap<EntryKey, Absent>,
+    ) -> HashMap<EntryKey, EntryOutcome> {
+        let budget = self.settings.max_lookups_per_batch;
+        // Metric ids first (one catalog read serves them all), then entities, both capped.
+        let metric_ids: BTreeSet<&str> = absent.keys().map(|k| k.1.as_str()).collect();
+        let mut metric_known: HashMap<&str, Result<bool, Error>> = HashMap::new();
+        for m in metric_ids.into_iter().take(budget) {
+            metric_known.insert(m, conn.metric_known(bkey.entity_type, m).await);
+        }
+        let mut entities: BTreeSet<&str> = BTreeSet::new();
+        for (k, why) in &absent {
+            let metric_unknown = matches!(metric_known.get(k.1.as_str()), Some(Ok(false)));
+            if matches!(why, Absent::Entity | Absent::Refused(_)) && !metric_unknown {
+                entities.insert(k.0.as_str());
+            }
+        }
+        let lookups: Vec<(String, EntitySelector)> = entities
+            .into_iter()
+            .take(budget)
+            .map(|e| {
+                let sel = match bkey.by {
+                    SelectorKind::Name => EntitySelector::Name(e.to_owned()),
+                    SelectorKind::Uuid => EntitySelector::Uuid(e.to_owned()),
+                };
+                (e.to_owned(), sel)
+            })
+            .collect();
+        let tenant = bkey.tenant.as_str();
+        let entity_type = bkey.entity_type;
+        let conn_ref: &T = conn.as_ref();
+        let entity_exists: HashMap<String, Result<bool, Error>> = futures::stream::iter(lookups)
+            .map(move |(e, sel)| async move {
+                let r = conn_ref.entity_exists(tenant, entity_type, &sel).await;
+                (e, r)
+            })
+            .buffer_unordered(self.settings.max_concurrent_requests.max(1))
+            .collect()
+            .await;
+
+        let mut out = HashMap::with_capacity(absent.len());
+        for (key, why) in &absent {
+            let what = describe(bkey.entity_type, &key.0, &key.1);
+            let err = match (metric_known.get(key.1.as_str()), why) {
+                (Some(Ok(false)), _) => Error::new(Kind::UnknownMetric).with_detail(format!(
+                    "{what}: the controller offers no metric {} for {} entities",
+                    key.1,
+                    type_name(bkey.entity_type)
+                )),
+                (_, Absent::Refused(refused)) => match entity_exists.get(key.0.as_str()) {
+                    Some(Ok(false)) => unknown_entity(&what, bkey),
+                    _ => refused.clone(),
+                },
+                (_, Absent::Entity) => match entity_exists.get(key.0.as_str()) {
+                    Some(Ok(false)) => unknown_entity(&what, bkey),
+                    Some(Ok(true)) => Error::new(Kind::NoData).with_detail(format!(
+                        "{what}: the entity exists but the controller has no value for it \
+                         (a pool without members, or realtime metrics not enabled?)"
+                    )),
+                    Some(Err(e)) => Error::new(Kind::NoData)
+                        .with_detail(format!("{what}: not in the answer ({e})")),
+                    None => Error::new(Kind::NoData).with_detail(format!(
+                        "{what}: not in the answer (cause not looked up: too many absent)"
+                    )),
+                },
+                _ => no_value(key),
+            };
+            out.insert(key.clone(), Err(err));
+        }
+        out
+    }
+}
+
+/// Why a pair has no value in its answer, before the cause is looked up.
+/// One request of a batch and what it gave.
+type RequestOutcome = (MetricsRequest, Result<Arc<Answer>, Error>);
+
+#[derive(Debug)]
+enum Absent {
+    /// The entity is not in the answer at all.
+    Entity,
+    /// The entity is, but no entity answered this metric.
+    Metric,
+    /// The controller refused the request (400) even with this pair alone.
+    Refused(Error),
+}
+
+/// Sends `req`; if the controller refuses it (400) and it names several entities or metric
+/// ids, bisects it to find the one pair that is refused, so one unknown name cannot fail its
+/// neighbours (a controller may refuse unknown names instead of ignoring them). When both
+/// halves are refused the cause is not one name (a bad tenant or version, or several bad
+/// names) and the bisection stops: at most two requests per halving, three when everything
+/// is refused.
+async fn fetch_split<T: Transport>(conn: &T, req: MetricsRequest) -> Vec<RequestOutcome> {
+    let result = conn.fetch_metrics(&req).await.map(Arc::new);
+    if is_refused(&result) && is_splittable(&req) {
+        bisect(conn, req).await
+    } else {
+        vec![(req, result)]
+    }
+}
+
+fn is_refused<A>(r: &Result<A, Error>) -> bool {
+    matches!(r, Err(e) if e.status().is_some_and(|s| s.as_u16() == 400))
+}
+
+fn is_splittable(req: &MetricsRequest) -> bool {
+    req.entities.len() > 1 || req.metric_ids.len() > 1
+}
+
+fn bisect<T: Transport>(
+    conn: &T,
+    req: MetricsRequest,
+) -> futures::future::BoxFuture<'_, Vec<RequestOutcome>> {
+    Box::pin(async move {
+        let mut a = req.clone();
+        let mut b = req;
+        if a.entities.len() > 1 {
+            b.entities = a.entities.split_off(a.entities.len() / 2);
+        } else {
+            b.metric_ids = a.metric_ids.split_off(a.metric_ids.len() / 2);
+        }
+        let ra = conn.fetch_metrics(&a).await.map(Arc::new);
+        let rb = conn.fetch_metrics(&b).await.map(Arc::new);
+        match (is_refused(&ra), is_refused(&rb)) {
+            (true, false) if is_splittable(&a) => {
+                let mut out = bisect(conn, a).await;
+                out.push((b, rb));
+                out
+            }
+            (false, true) if is_splittable(&b) => {
+                let mut out = bisect(conn, b).await;
+                out.push((a, ra));
+                out
+            }
+            _ => vec![(a, ra), (b, rb)],
+        }
+    })
+}
+
+fn unknown_entity(what: &str, bkey: &BatchKey) -> Error {
+    Error::new(Kind::UnknownEntity).with_detail(format!(
+        "{what}: no such {} in tenant {}",
+        type_name(bkey.entity_type),
+        bkey.tenant
+    ))
+}
+
+fn read(answer: &Answer, q: &MetricQuery) -> Result<Sample, Error> {
+    match answer.lookup(q.entity.value(), &q.metric_id, q.aggregation) {
+        Lookup::Found(r) => r,
+        // The batch classified absences already; an answer reaching here has the value.
+        _ => Err(no_value(&(
+            q.entity.value().to_owned(),
+            q.metric_id.clone(),
+        ))),
+    }
+}
+
+fn no_value(key: &EntryKey) -> Error {
+    Error::new(Kind::NoData).with_detail(format!(
+        "{}: the answer held other metrics of the entity but no value for this one",
+        key.0
+    ))
+}
+
+fn abandoned() -> Error {
+    Error::new(Kind::BadResponse).with_detail("the request for this metric was abandoned")
+}
+
+fn type_name(t: EntityType) -> &'static str {
+    match t {
+        EntityType::Pool => "pool",
+        EntityType::VirtualService => "virtualservice",
+        EntityType::ServiceEngine => "serviceengine",
+    }
+}
+
+fn describe(t: EntityType, entity: &str, metric: &str) -> String {
+    format!("{}/{entity} {metric}", type_name(t))
+}
+
+pub(crate) fn entity_type_path(t: EntityType) -> &'static str {
+    type_name(t)
+}
+
+/// How a batch is split into requests: metric-id groups × entity chunks, as index ranges
+/// into the sorted lists.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct ChunkPlan {
+    pub metric_groups: Vec<std::ops::Range<usize>>,
+    pub entity_chunks: Vec<std::ops::Range<usize>>,
+}
+
+/// Splits lists of encoded lengths so that `fixed` + the lists (with commas) stay within
+/// `max_url` and each chunk names at most `max_entities` entities. One item longer than the
+/// budget still gets a request of its own. The metric ids stay in one group unless they take
+/// more than half of the budget.
+pub(crate) fn plan_chunks(
+    entity_lens: &[usize],
+    metric_lens: &[usize],
+    fixed: usize,
+    max_url: usize,
+    max_entities: usize,
+) -> ChunkPlan {
+    let budget = max_url.saturating_sub(fixed);
+    let list_len = |lens: &[usize]| lens.iter().sum::<usize>() + lens.len().saturating_sub(1);
+    let longest_entity = entity_lens.iter().copied().max().unwrap_or(0);
+    let metric_groups = if list_len(metric_lens) + longest_entity <= budget {
+        std::iter::once(0..metric_lens.len()).collect()
+    } else {
+        greedy(metric_lens, budget / 2, usize::MAX)
+    };
+    let metrics_len = metric_groups
+        .iter()
+        .map(|r| list_len(&metric_lens[r.clone()]))
+        .max()
+        .unwrap_or(0);
+    let entity_chunks = greedy(
+        entity_lens,
+        budget.saturating_sub(metrics_len),
+        max_entities,
+    );
+    ChunkPlan {
+        metric_groups,
+        entity_chunks,
+    }
+}
+
+fn greedy(lens: &[usize], budget: usize, max_items: usize) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut len = 0;
+    for (i, &l) in lens.iter().enumerate() {
+        let count = i - start;
+        let added = if count == 0 { l } else { len + 1 + l };
+        if count > 0 && (added > budget || count >= max_items) {
+            out.push(start..i);
+            start = i;
+            len = l;
+        } else {
+            len = added;
+        }
+    }
+    if start < lens.len() {
+        out.push(start..lens.len());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;
