@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 
 .DEFAULT_GOAL := help
-.PHONY: help build test lint fmt crd venv
+.PHONY: help build test lint fmt crd venv bench
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
@@ -22,6 +22,9 @@ lint: ## cargo fmt --check and cargo clippy --all-targets -D warnings
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
+
+bench: ## Run the benchmarks (release build); speed goals live here, not in tests
+	$(CARGO) bench --workspace --locked --benches
 
 crd: ## Regenerate the CRD in config/crd from the Rust types
 	$(CARGO) run --quiet --locked -p avi-autoscaler -- crd > $(CRD_FILE)

@@ -1436,7 +1436,12 @@ impl State {
                     }
                 }
                 let old_presented = old.map(|o| (*Self::present(rt, &Arc::new(o.clone()))).clone());
-                match compiled.admit(&presented, old_presented.as_ref()) {
+                let changed = match (sub, rt.status) {
+                    (Sub::Status, _) => schema::Changed::Status,
+                    (_, true) if old.is_some() => schema::Changed::AllButStatus,
+                    _ => schema::Changed::Whole,
+                };
+                match compiled.admit_write(&presented, old_presented.as_ref(), changed) {
                     Ok(mut stored) => {
                         // Pruning never touches metadata; keep managedFields as computed.
                         stored["metadata"] = new["metadata"].clone();
