@@ -943,7 +943,7 @@ impl State {
             &storage_api_version(rt),
             &now,
         )
-        .map_err(|c| conflict_error(rt, name, &c))?;
+        .map_err(|c| conflict_error(&c))?;
         let mut outcome = self.admit_and_commit(rt, ns, name, old, obj, sub, ctx, Some(config))?;
         outcome.created = created;
         Ok(outcome)
@@ -1691,8 +1691,7 @@ fn json_patch_error(rt: &ResourceType, name: &str, patch: &Value, why: &str) -> 
     )
 }
 
-fn conflict_error(rt: &ResourceType, name: &str, conflicts: &fields::Conflicts) -> ApiError {
-    let _ = (rt, name);
+fn conflict_error(conflicts: &fields::Conflicts) -> ApiError {
     let mut e = ApiError::new(409, "Conflict", conflicts.to_string());
     let causes: Vec<Value> = conflicts
         .0
