@@ -613,6 +613,9 @@ async fn admin(
             Ok(f) if f.status.is_none() && f.delay_ms.is_none() && !f.reset => {
                 admin_error(400, "a fault needs status, delayMs or reset")
             }
+            Ok(f) if f.status.is_some_and(|c| !(400..=599).contains(&c)) => {
+                admin_error(400, "status must be an HTTP error code (400 to 599)")
+            }
             Ok(f) => admin_json(201, &json!({"id": inner.faults.add(f).0})),
             Err(e) => admin_error(400, &format!("invalid fault: {e}")),
         },
