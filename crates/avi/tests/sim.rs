@@ -5,12 +5,15 @@
 //! Each test starts its own simulator on 127.0.0.1 with its clock paused, moved forward by
 //! hand so that Avi's 300 s buckets are closed and values are fixed.
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use api::{Aggregation, AuthMode, EntityType};
 use avi::{
     ConnectionConfig, Credentials, EntitySelector, Error, MetricQuery, Poller, PollerSettings,
-    RequestKind, Sample, TlsConfig,
+    RequestEvent, RequestKind, Sample, TlsConfig,
 };
 use avi_sim::{FaultKind, FaultSpec, RunningSim, Scenario, Sim, SimConfig};
 use serde_json::json;
@@ -101,7 +104,14 @@ fn no_secret(e: &Error) {
 #[tokio::test]
 async fn session_auth_logs_in_once_and_reuses_the_session() {
     let sim = start(scenario(0), 1).await;
-    let poller = Poller::new(settings());
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = events.clone();
+    let poller = Poller::new(PollerSettings {
+        observer: Some(Arc::new(move |e: &RequestEvent<'_>| {
+            seen.lock().unwrap().push((e.kind, e.outcome, e.status));
+        })),
+        ..settings()
+    });
     let c = conn(&sim, AuthMode::Session);
     let mut avg = pool("web");
     avg.aggregation = Some(Aggregation::Average);
@@ -125,6 +135,14 @@ async fn session_auth_logs_in_once_and_reuses_the_session() {
     let stats = poller.stats();
     assert_eq!(stats.requests(RequestKind::Login, "ok"), 1);
     assert_eq!(stats.requests(RequestKind::Metrics, "ok"), 3);
+    let events = events.lock().unwrap().clone();
+    assert_eq!(events.len(), 4);
+    assert_eq!(events[0], (RequestKind::Login, "ok", Some(200)));
+    assert!(
+        events[1..]
+            .iter()
+            .all(|e| *e == (RequestKind::Metrics, "ok", Some(200)))
+    );
     sim.shutdown().await;
 }
 

@@ -57,3 +57,15 @@ pub use kubeconfig::{CONTEXT, kubeconfig_yaml};
 pub use patch::Patch;
 pub use server::{Config, KubeStandin, Restart};
 pub use workloads::WorkloadSim;
+
+#[cfg(test)]
+mod tests {
+    /// Tests share a stand-in across tasks (in an `Arc`) and move store handles into them.
+    #[test]
+    fn handles_are_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<super::KubeStandin>();
+        assert_send_sync::<super::Store>();
+        assert_send_sync::<super::RequestRecord>();
+    }
+}

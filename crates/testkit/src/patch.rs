@@ -50,7 +50,9 @@ pub(crate) fn json(original: &Value, patch: &Value) -> Result<Value, String> {
     let ops: json_patch::Patch =
         serde_json::from_value(patch.clone()).map_err(|e| format!("invalid JSON patch: {e}"))?;
     let mut out = original.clone();
-    json_patch::patch(&mut out, &ops).map_err(|e| e.to_string())?;
+    // Applied to a copy that is dropped on failure: json_patch::patch's own rollback panics
+    // when it cannot undo some operations (a move into itself, say).
+    json_patch::patch_unsafe(&mut out, &ops).map_err(|e| e.to_string())?;
     Ok(out)
 }
 
@@ -346,5 +348,8 @@ mod tests {
             .is_err()
         );
         assert!(json(&json!({}), &json!({"op": "add"})).is_err());
+        // A failing patch whose earlier operations cannot be undone by json-patch's rollback.
+        let tricky = json!([{"op": "add", "path": "/a", "value": 1}, {"op": "move", "from": "/spec", "path": "/spec/x"}]);
+        assert!(json(&json!({"spec": {}}), &tricky).is_err());
     }
 }

@@ -82,36 +82,29 @@ fn push_cel_errors(
 /// A schema with its CEL rules compiled once, for admitting many objects: the same checks
 /// as [`validate`] and [`admit`] without recompiling the rules for every object.
 pub struct CompiledSchema {
+    whole: Part,
+    /// The schema without `status`, for writes that cannot change status.
+    without_status: Option<Part>,
+    /// A schema with only `status`, for status subresource writes.
+    status_only: Option<Part>,
+}
+
+struct Part {
     schema: Value,
     // The CEL context and programs are used by one caller at a time.
     cel: std::sync::Mutex<(kube_cel::Validator, kube_cel::CompiledSchema)>,
 }
 
-impl fmt::Debug for CompiledSchema {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CompiledSchema").finish_non_exhaustive()
-    }
-}
-
-impl CompiledSchema {
-    /// Compiles the CEL rules of `schema` (an `openAPIV3Schema`).
-    pub fn new(schema: &Value) -> Self {
+impl Part {
+    fn new(schema: Value) -> Self {
+        let compiled = kube_cel::compile_schema(&schema);
         Self {
-            schema: schema.clone(),
-            cel: std::sync::Mutex::new((
-                kube_cel::Validator::new(),
-                kube_cel::compile_schema(schema),
-            )),
+            schema,
+            cel: std::sync::Mutex::new((kube_cel::Validator::new(), compiled)),
         }
     }
 
-    /// The schema.
-    pub fn schema(&self) -> &Value {
-        &self.schema
-    }
-
-    /// [`validate`] with the compiled rules.
-    pub fn validate(&self, object: &Value, old: Option<&Value>) -> Vec<FieldError> {
+    fn validate(&self, object: &Value, old: Option<&Value>) -> Vec<FieldError> {
         let mut errors = Vec::new();
         check(&self.schema, object, "", &mut errors);
         if errors.is_empty() {
@@ -122,12 +115,106 @@ impl CompiledSchema {
         }
         errors
     }
+}
+
+/// Which part of an object a write can change, for [`CompiledSchema::admit_write`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Changed {
+    /// Anything.
+    Whole,
+    /// Everything but `status` (a main-resource write when status is a subresource).
+    AllButStatus,
+    /// Only `status` (a status subresource write).
+    Status,
+}
+
+impl fmt::Debug for CompiledSchema {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CompiledSchema").finish_non_exhaustive()
+    }
+}
+
+fn without(v: &Value, key: &str) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| *k != key)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn only_status(v: &Value) -> Value {
+    let mut m = Map::new();
+    for k in ["apiVersion", "kind", "metadata", "status"] {
+        if let Some(x) = v.get(k) {
+            m.insert(k.to_owned(), x.clone());
+        }
+    }
+    Value::Object(m)
+}
+
+impl CompiledSchema {
+    /// Compiles the CEL rules of `schema` (an `openAPIV3Schema`).
+    pub fn new(schema: &Value) -> Self {
+        let status = schema.pointer("/properties/status");
+        let without_status = status.map(|_| {
+            let mut s = schema.clone();
+            if let Some(props) = s.get_mut("properties").and_then(Value::as_object_mut) {
+                props.remove("status");
+            }
+            Part::new(s)
+        });
+        // Root-level rules and required fields concern the whole object; a status write keeps
+        // everything else as stored, where they held.
+        let status_only = status.map(|st| {
+            Part::new(serde_json::json!({"type": "object", "properties": {"status": st}}))
+        });
+        Self {
+            whole: Part::new(schema.clone()),
+            without_status,
+            status_only,
+        }
+    }
+
+    /// The schema.
+    pub fn schema(&self) -> &Value {
+        &self.whole.schema
+    }
+
+    /// [`validate`] with the compiled rules.
+    pub fn validate(&self, object: &Value, old: Option<&Value>) -> Vec<FieldError> {
+        self.whole.validate(object, old)
+    }
 
     /// [`admit`] with the compiled rules.
     pub fn admit(&self, object: &Value, old: Option<&Value>) -> Result<Value, Vec<FieldError>> {
-        let stored = prune_and_default(&self.schema, object);
-        let old = old.map(|o| prune_and_default(&self.schema, o));
-        let errors = self.validate(&stored, old.as_ref());
+        let old = old.map(|o| prune_and_default(self.schema(), o));
+        self.admit_write(object, old.as_ref(), Changed::Whole)
+    }
+
+    /// Admits a write that can only change `changed`: prunes and defaults the whole object
+    /// and validates the part that can have changed, as the API server's validation ratcheting
+    /// leaves unchanged, valid parts alone. `old` is the stored (already admitted) object.
+    pub fn admit_write(
+        &self,
+        object: &Value,
+        old: Option<&Value>,
+        changed: Changed,
+    ) -> Result<Value, Vec<FieldError>> {
+        let stored = prune_and_default(self.schema(), object);
+        let errors = match (changed, &self.without_status, &self.status_only) {
+            (Changed::AllButStatus, Some(part), _) => part.validate(
+                &without(&stored, "status"),
+                old.map(|o| without(o, "status")).as_ref(),
+            ),
+            (Changed::Status, _, Some(part)) => {
+                part.validate(&only_status(&stored), old.map(only_status).as_ref())
+            }
+            _ => self.whole.validate(&stored, old),
+        };
         if errors.is_empty() {
             Ok(stored)
         } else {
@@ -453,7 +540,7 @@ fn check_string(schema: &Value, s: &str, path: &str, errors: &mut Vec<FieldError
         });
     }
     if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
-        match regex::Regex::new(pattern) {
+        match compiled_pattern(pattern) {
             Ok(re) if !re.is_match(s) => errors.push(FieldError {
                 field: path.to_owned(),
                 kind: "Invalid value",
@@ -477,6 +564,21 @@ fn check_string(schema: &Value, s: &str, path: &str, errors: &mut Vec<FieldError
             value: Some(format!("{s:?}")),
         });
     }
+}
+
+/// Compiles a schema `pattern` once per process: validation runs on every write.
+fn compiled_pattern(pattern: &str) -> Result<regex::Regex, String> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<String, Result<regex::Regex, String>>>> = OnceLock::new();
+    let mut cache = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    cache
+        .entry(pattern.to_owned())
+        .or_insert_with(|| regex::Regex::new(pattern).map_err(|e| e.to_string()))
+        .clone()
 }
 
 /// A loose RFC 3339 check (`2026-01-02T03:04:05Z`, fractions and offsets allowed).
@@ -569,5 +671,66 @@ pub fn admit(
         Ok(stored)
     } else {
         Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn schema() -> Value {
+        json!({"type": "object", "properties": {
+            "spec": {"type": "object", "properties": {"n": {"type": "integer", "minimum": 1}},
+                     "x-kubernetes-validations": [{"rule": "self.n < 10", "message": "n is too big"}]},
+            "status": {"type": "object", "properties": {"m": {"type": "integer", "minimum": 0, "default": 0}}}
+        }})
+    }
+
+    #[test]
+    fn compiled_admission_matches_the_uncompiled_one() {
+        let compiled = CompiledSchema::new(&schema());
+        for obj in [
+            json!({"spec": {"n": 3}, "extra": 1}),
+            json!({"spec": {"n": 0}}),
+            json!({"spec": {"n": 12}}),
+        ] {
+            assert_eq!(
+                compiled.admit(&obj, None),
+                admit(&schema(), &obj, None),
+                "{obj}"
+            );
+        }
+        let stored = compiled
+            .admit(&json!({"spec": {"n": 3}, "status": {}}), None)
+            .unwrap();
+        assert_eq!(stored["status"]["m"], 0, "defaults apply");
+        assert!(stored.get("extra").is_none());
+    }
+
+    #[test]
+    fn writes_validate_the_part_they_can_change() {
+        let compiled = CompiledSchema::new(&schema());
+        // A stored object whose spec is invalid (say, created before a rule existed).
+        let old = json!({"spec": {"n": 12}, "status": {"m": 1}});
+        let status_write = json!({"spec": {"n": 12}, "status": {"m": 2}});
+        assert!(
+            compiled
+                .admit_write(&status_write, Some(&old), Changed::Status)
+                .is_ok()
+        );
+        let bad_status = json!({"spec": {"n": 12}, "status": {"m": -1}});
+        let errors = compiled
+            .admit_write(&bad_status, Some(&old), Changed::Status)
+            .unwrap_err();
+        assert_eq!(errors[0].field, "status.m");
+        let spec_write = json!({"spec": {"n": 11}, "status": {"m": -1}});
+        let errors = compiled
+            .admit_write(&spec_write, Some(&old), Changed::AllButStatus)
+            .unwrap_err();
+        assert_eq!(
+            render_errors(&errors),
+            "spec: Invalid value: \"object\": n is too big"
+        );
     }
 }

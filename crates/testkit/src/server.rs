@@ -71,30 +71,14 @@ impl Default for Config {
 }
 
 /// How [`KubeStandin::restart`] restarts.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Restart {
     /// How long the port refuses connections before the server is back.
-    #[serde(with = "millis", rename = "downMs")]
     pub down_for: Duration,
     /// Keep the change history, so watches resume from their resourceVersion. By default it
     /// is forgotten, as a real API server's watch cache is: resuming from an older
     /// resourceVersion then gets `410 Gone` and clients relist.
     pub keep_history: bool,
-}
-
-mod millis {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(d.as_millis().try_into().unwrap_or(u64::MAX))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        Ok(Duration::from_millis(u64::deserialize(d)?))
-    }
 }
 
 struct Inner {
@@ -386,7 +370,7 @@ async fn restart(inner: &Arc<Inner>, opts: Restart) -> std::io::Result<()> {
             Ok(l) => break l,
             Err(e) if attempts < 40 => {
                 attempts += 1;
-                tracing_free_wait(e).await;
+                pause_before_rebinding(e).await;
             }
             Err(e) => return Err(e),
         }
@@ -395,7 +379,8 @@ async fn restart(inner: &Arc<Inner>, opts: Restart) -> std::io::Result<()> {
     Ok(())
 }
 
-async fn tracing_free_wait(_e: std::io::Error) {
+/// Waits a little before binding the port again; the error is the last attempt's.
+async fn pause_before_rebinding(_e: std::io::Error) {
     tokio::time::sleep(Duration::from_millis(50)).await;
 }
 
@@ -627,6 +612,9 @@ async fn admin(
         ("POST", ["faults"]) => match serde_json::from_slice::<Fault>(body) {
             Ok(f) if f.status.is_none() && f.delay_ms.is_none() && !f.reset => {
                 admin_error(400, "a fault needs status, delayMs or reset")
+            }
+            Ok(f) if f.status.is_some_and(|c| !(400..=599).contains(&c)) => {
+                admin_error(400, "status must be an HTTP error code (400 to 599)")
             }
             Ok(f) => admin_json(201, &json!({"id": inner.faults.add(f).0})),
             Err(e) => admin_error(400, &format!("invalid fault: {e}")),

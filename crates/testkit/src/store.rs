@@ -943,7 +943,7 @@ impl State {
             &storage_api_version(rt),
             &now,
         )
-        .map_err(|c| conflict_error(rt, name, &c))?;
+        .map_err(|c| conflict_error(&c))?;
         let mut outcome = self.admit_and_commit(rt, ns, name, old, obj, sub, ctx, Some(config))?;
         outcome.created = created;
         Ok(outcome)
@@ -1180,6 +1180,7 @@ impl State {
     ) -> Result<Outcome, ApiError> {
         let now = clock::now_time();
         let mut warnings = Vec::new();
+        check_shape(rt, &new)?;
         // Identity and server-owned metadata.
         new["apiVersion"] = json!(storage_api_version(rt));
         new["kind"] = json!(rt.kind);
@@ -1436,7 +1437,12 @@ impl State {
                     }
                 }
                 let old_presented = old.map(|o| (*Self::present(rt, &Arc::new(o.clone()))).clone());
-                match compiled.admit(&presented, old_presented.as_ref()) {
+                let changed = match (sub, rt.status) {
+                    (Sub::Status, _) => schema::Changed::Status,
+                    (_, true) if old.is_some() => schema::Changed::AllButStatus,
+                    _ => schema::Changed::Whole,
+                };
+                match compiled.admit_write(&presented, old_presented.as_ref(), changed) {
                     Ok(mut stored) => {
                         // Pruning never touches metadata; keep managedFields as computed.
                         stored["metadata"] = new["metadata"].clone();
@@ -1627,6 +1633,70 @@ fn check_type(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Refuses bodies that would not decode into the type: a non-object, or metadata fields of the
+/// wrong JSON type (kube-apiserver's decoder answers these with 400).
+fn check_shape(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
+    let cannot = |why: String| {
+        ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: {why}",
+            rt.kind, rt.version, rt.kind
+        ))
+    };
+    if !obj.is_object() {
+        return Err(cannot(format!(
+            "the object must be a JSON object, not {obj}"
+        )));
+    }
+    let Some(meta) = obj.get("metadata") else {
+        return Ok(());
+    };
+    if meta.is_null() {
+        return Ok(());
+    }
+    let Some(meta) = meta.as_object() else {
+        return Err(cannot("metadata must be an object".to_owned()));
+    };
+    for key in ["labels", "annotations"] {
+        match meta.get(key) {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(m)) if m.values().all(Value::is_string) => {}
+            Some(_) => {
+                return Err(cannot(format!(
+                    "metadata.{key} must map strings to strings"
+                )));
+            }
+        }
+    }
+    for key in ["finalizers", "ownerReferences", "managedFields"] {
+        match meta.get(key) {
+            None | Some(Value::Null | Value::Array(_)) => {}
+            Some(_) => return Err(cannot(format!("metadata.{key} must be a list"))),
+        }
+    }
+    for key in [
+        "name",
+        "namespace",
+        "generateName",
+        "resourceVersion",
+        "uid",
+    ] {
+        match meta.get(key) {
+            None | Some(Value::Null | Value::String(_)) => {}
+            Some(_) => return Err(cannot(format!("metadata.{key} must be a string"))),
+        }
+    }
+    if rt.behaviour == Behaviour::Secret {
+        for key in ["data", "stringData"] {
+            match obj.get(key) {
+                None | Some(Value::Null) => {}
+                Some(Value::Object(m)) if m.values().all(Value::is_string) => {}
+                Some(_) => return Err(cannot(format!("{key} must map strings to strings"))),
+            }
+        }
+    }
+    Ok(())
+}
+
 fn check_name(obj: &Value, name: &str) -> Result<(), ApiError> {
     match obj.pointer("/metadata/name").and_then(Value::as_str) {
         Some(n) if !n.is_empty() && n != name => Err(ApiError::bad_request(format!(
@@ -1686,8 +1756,7 @@ fn json_patch_error(rt: &ResourceType, name: &str, patch: &Value, why: &str) -> 
     )
 }
 
-fn conflict_error(rt: &ResourceType, name: &str, conflicts: &fields::Conflicts) -> ApiError {
-    let _ = (rt, name);
+fn conflict_error(conflicts: &fields::Conflicts) -> ApiError {
     let mut e = ApiError::new(409, "Conflict", conflicts.to_string());
     let causes: Vec<Value> = conflicts
         .0
@@ -1815,7 +1884,9 @@ fn default_workload(rt: &ResourceType, obj: &mut Value) {
             spec[*k] = v.clone();
         }
     }
-    default_pod_template(&mut spec["template"]);
+    if let Some(template) = spec.get_mut("template") {
+        default_pod_template(template);
+    }
     if rt.behaviour == Behaviour::Deployment {
         if spec.get("progressDeadlineSeconds").is_none() {
             spec["progressDeadlineSeconds"] = json!(600);

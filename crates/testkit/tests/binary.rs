@@ -230,20 +230,27 @@ async fn admin_endpoints_expose_the_log_faults_and_restarts() {
     let compacted = raw(&c, "POST", "/_testkit/compact", None, None).await.body;
     assert_eq!(compacted["resourceVersion"], state["resourceVersion"]);
 
-    let restarting = raw(&c, "POST", "/_testkit/restart?downMs=200", None, None).await;
+    let restarting = raw(&c, "POST", "/_testkit/restart?downMs=1000", None, None).await;
     assert_eq!(restarting.status, 202);
-    // Back on the same port with the same objects.
+    // The port refuses connections for a while, then serves the same objects again.
     let deadline = tokio::time::Instant::now() + DEADLINE;
-    let after: Value = loop {
+    let attempt = || async {
         let c = client_of(&r).await;
         let req = http::Request::builder()
             .uri("/api/v1/namespaces")
-            .body(kube::client::Body::empty())
+            .body(Vec::new())
             .unwrap();
-        if let Ok(text) = c
-            .request_text(http::Request::from_parts(req.into_parts().0, Vec::new()))
-            .await
-        {
+        c.request_text(req).await
+    };
+    while attempt().await.is_ok() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the server went down"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let after: Value = loop {
+        if let Ok(text) = attempt().await {
             break serde_json::from_str(&text).unwrap();
         }
         assert!(

@@ -477,3 +477,71 @@ async fn a_thousand_custom_resources_list_and_watch() {
     );
     task.abort();
 }
+
+#[tokio::test]
+async fn metadata_and_streaming_list_watchers_sync() {
+    let s = start().await;
+    let c = kube_client(&s, None).await;
+    let deployments: Api<Deployment> = Api::namespaced(c.clone(), "default");
+    for name in ["a", "b"] {
+        let d: Deployment = serde_json::from_value(deployment("default", name, 1)).unwrap();
+        deployments
+            .create(&PostParams::default(), &d)
+            .await
+            .unwrap();
+    }
+    let meta = deployments
+        .list_metadata(&ListParams::default())
+        .await
+        .unwrap();
+    assert_eq!(meta.items.len(), 2);
+    assert!(meta.items.iter().all(|m| m.metadata.uid.is_some()));
+
+    // kube-runtime's metadata watcher and a streaming-list watcher both see everything.
+    let (meta_store, meta_writer) = reflector::store();
+    let metadata: Api<kube::core::PartialObjectMeta<Deployment>> =
+        Api::namespaced(c.clone(), "default");
+    let meta_stream = watcher(metadata, watcher::Config::default())
+        .default_backoff()
+        .reflect(meta_writer)
+        .applied_objects();
+    let (stream_store, stream_writer) = reflector::store::<Deployment>();
+    let streaming = watcher(
+        deployments.clone(),
+        watcher::Config::default().streaming_lists(),
+    )
+    .default_backoff()
+    .reflect(stream_writer)
+    .applied_objects();
+    let task = tokio::spawn(async move {
+        futures::pin_mut!(meta_stream);
+        futures::pin_mut!(streaming);
+        loop {
+            tokio::select! {
+                m = meta_stream.next() => if m.is_none() { break },
+                d = streaming.next() => if d.is_none() { break },
+            }
+        }
+    });
+    let d: Deployment = serde_json::from_value(deployment("default", "c", 1)).unwrap();
+    deployments
+        .create(&PostParams::default(), &d)
+        .await
+        .unwrap();
+    s.wait_for(
+        |_| meta_store.state().len() == 3 && stream_store.state().len() == 3,
+        DEADLINE,
+    )
+    .await
+    .expect("both watchers hold all three deployments");
+    let initial = s
+        .requests()
+        .into_iter()
+        .find(|r| r.watch && r.query_param("sendInitialEvents").as_deref() == Some("true"))
+        .expect("the streaming list asked for initial events");
+    assert_eq!(
+        initial.query_param("resourceVersionMatch").as_deref(),
+        Some("NotOlderThan")
+    );
+    task.abort();
+}

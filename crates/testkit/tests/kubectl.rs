@@ -493,3 +493,38 @@ async fn scale_wait_delete_and_create() {
     // kubectl renders the Status causes.
     assert!(err.contains("The AviAutoscaler \"bad\" is invalid: spec.maxReplicas: Invalid value: 0: spec.maxReplicas in body should be greater than or equal to 1"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_watch_streams_table_rows() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let (s, k) = with_kuard().await;
+    let mut child = tokio::process::Command::new(kubectl_path())
+        .args(["get", "aas", "-n", "routing-ns1", "--watch"])
+        .env("KUBECONFIG", &k.kubeconfig)
+        .env("HOME", k.dir.path())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kubectl runs");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = async || {
+        tokio::time::timeout(DEADLINE, lines.next_line())
+            .await
+            .expect("a line in time")
+            .unwrap()
+            .expect("kubectl keeps watching")
+    };
+    assert!(next().await.starts_with("NAME"));
+    let first: Vec<String> = next().await.split_whitespace().map(str::to_owned).collect();
+    assert_eq!(&first[..2], ["kuard", "kuard-deployment"]);
+    s.store()
+        .patch(&kuard(), Patch::Merge(json!({"spec": {"maxReplicas": 9}})))
+        .unwrap();
+    let updated: Vec<String> = next().await.split_whitespace().map(str::to_owned).collect();
+    assert_eq!(
+        (updated[0].as_str(), updated[3].as_str()),
+        ("kuard", "9"),
+        "{updated:?}"
+    );
+    child.kill().await.unwrap();
+}
