@@ -265,6 +265,19 @@ impl Cluster {
         .await
     }
 
+    /// Waits until the `/scale` writes of `client` are exactly `expected` (the request log
+    /// records a write when its answer is sent, just after the store changed).
+    pub async fn wait_scale_writes(&self, client: &str, expected: &[i64]) {
+        let what = format!("{client}'s scale writes to be {expected:?}");
+        let result = self
+            .kube
+            .wait_for(|_| self.scale_writes(client) == expected, DEADLINE)
+            .await;
+        if result.is_err() {
+            panic!("timed out waiting for {what}: they are {:?}", self.scale_writes(client));
+        }
+    }
+
     /// The `spec.replicas` values written through `/scale` by `client`, in order.
     pub fn scale_writes(&self, client: &str) -> Vec<i64> {
         self.kube

@@ -123,7 +123,7 @@ async fn seed_experiment_scales_1_to_5_and_back_to_1() {
     );
 
     // Never above maxReplicas; exactly the HPA's steps.
-    assert_eq!(cluster.scale_writes("operator"), vec![4, 5, 2, 1]);
+    cluster.wait_scale_writes("operator", &[4, 5, 2, 1]).await;
     assert_writes_only_through_subresources(&cluster, "operator");
 
     // One Normal SuccessfulRescale event per step (published right after the write).
@@ -163,7 +163,8 @@ async fn seed_experiment_scales_1_to_5_and_back_to_1() {
 async fn avi_outages_never_scale_and_fallback_applies_after_the_threshold() {
     let (cluster, sim) = seed(json!({
         "controller": {"timeoutSeconds": 1},
-        "fallback": {"failureThreshold": 3, "replicas": 3},
+        "fallback": {"failureThreshold": 3, "replicas": 2},
+        "behavior": {"scaleDown": {"stabilizationWindowSeconds": 2}},
     }))
     .await;
     let _operator = Operator::start(&cluster, "operator", &[]);
@@ -171,7 +172,7 @@ async fn avi_outages_never_scale_and_fallback_applies_after_the_threshold() {
     cluster.wait_replicas(4).await;
 
     // The controller answers 503 to everything: no scale on bad data; after 3 failed polls the
-    // fallback replica count applies.
+    // fallback replica count applies (a scale-down, so after the stabilization window).
     let outage = sim
         .handle()
         .add_fault(FaultSpec::error(503, 1_000_000).on_path("/api/"))
@@ -182,15 +183,15 @@ async fn avi_outages_never_scale_and_fallback_applies_after_the_threshold() {
     assert!(message.contains("503") || message.to_lowercase().contains("unavailable"), "{message}");
     assert!(!message.contains(PASSWORD), "a credential in a condition: {message}");
     cluster.wait_reason("ScalingActive", "FallbackActive").await;
-    cluster.wait_replicas(3).await;
+    cluster.wait_replicas(2).await;
     cluster.wait_event("FallbackActive").await;
-    assert!(cluster.scale_writes("operator").iter().all(|&n| n <= 4 || n == 3));
+    cluster.wait_scale_writes("operator", &[4, 2]).await; // only the fallback moved the count
 
     // Recovery: the controller answers again, the metric takes over.
     sim.handle().remove_fault(outage);
     cluster.wait_replicas(5).await;
     cluster.wait_reason("Ready", "Active").await;
-    assert_eq!(cluster.scale_writes("operator"), vec![4, 3, 5]);
+    cluster.wait_scale_writes("operator", &[4, 2, 5]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -231,7 +232,7 @@ async fn unreachable_slow_and_garbage_controllers_hold_the_count() {
     cluster.wait_reason("Ready", "Active").await;
 
     // Through all of it the count only followed good data.
-    assert_eq!(cluster.scale_writes("operator"), vec![4, 5]);
+    cluster.wait_scale_writes("operator", &[4, 5]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -324,8 +325,8 @@ async fn a_restart_inside_the_scale_down_window_does_not_scale_down_early() {
         waited >= Duration::from_secs(window - 2),
         "scaled down {waited:?} after the load dropped, inside the {window} s window, across a restart"
     );
+    cluster.wait_scale_writes("second", &[1]).await;
     assert!(cluster.scale_writes("first").iter().all(|&n| n == 5 || n == 4));
-    assert_eq!(cluster.scale_writes("second"), vec![1]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -375,7 +376,7 @@ async fn with_leader_election_exactly_one_replica_writes_and_a_standby_takes_ove
     at(&sim, 300.0).await;
     cluster.wait_replicas(4).await;
     let (leader, standby) = if lease == "replica-a" { (a, b) } else { (b, a) };
-    assert!(!cluster.scale_writes(&leader.client).is_empty());
+    cluster.wait_scale_writes(&leader.client, &[4]).await;
     assert!(cluster.scale_writes(&standby.client).is_empty(), "the standby wrote");
     let standby_status_writes = cluster
         .kube
@@ -398,7 +399,7 @@ async fn with_leader_election_exactly_one_replica_writes_and_a_standby_takes_ove
         .await;
     at(&sim, 600.0).await;
     cluster.wait_replicas(5).await;
-    assert_eq!(cluster.scale_writes(&standby_name), vec![5]);
+    cluster.wait_scale_writes(&standby_name, &[5]).await;
     assert_writes_only_through_subresources(&cluster, &standby_name);
     assert!(standby.stop().success());
 }
