@@ -362,10 +362,10 @@ async fn dropped_watches_and_an_expired_resource_version_still_converge() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_leader_election_exactly_one_replica_writes_and_a_standby_takes_over() {
     let (cluster, sim) = seed(json!({})).await;
-    let args = ["--leader-election", "--lease-namespace", "default", "--lease-duration-seconds", "4", "--lease-renew-grace-seconds", "1"];
+    let args = ["--leader-election", "--lease-namespace", "default", "--lease-duration-seconds", "10", "--lease-renew-grace-seconds", "4"];
     let a = Operator::start(&cluster, "replica-a", &args);
     let b = Operator::start(&cluster, "replica-b", &args);
-    let lease = cluster
+    cluster
         .wait("a lease holder", |c| {
             c.get("coordination.k8s.io/v1", "Lease", "default", "avi-autoscaler")?
                 .pointer("/spec/holderIdentity")?
@@ -375,9 +375,17 @@ async fn with_leader_election_exactly_one_replica_writes_and_a_standby_takes_ove
         .await;
     at(&sim, 300.0).await;
     cluster.wait_replicas(4).await;
-    let (leader, standby) = if lease == "replica-a" { (a, b) } else { (b, a) };
-    cluster.wait_scale_writes(&leader.client, &[4]).await;
-    assert!(cluster.scale_writes(&standby.client).is_empty(), "the standby wrote");
+    // Exactly one replica wrote: the one holding the lease.
+    let writer = cluster
+        .wait("the scale write to be logged", |c| {
+            let a_wrote = !c.scale_writes("replica-a").is_empty();
+            let b_wrote = !c.scale_writes("replica-b").is_empty();
+            (a_wrote || b_wrote).then_some((a_wrote, b_wrote))
+        })
+        .await;
+    assert!(writer != (true, true), "both replicas scaled");
+    let (leader, standby) = if writer.0 { (a, b) } else { (b, a) };
+    assert_eq!(cluster.scale_writes(&leader.client), vec![4]);
     let standby_status_writes = cluster
         .kube
         .requests()

@@ -133,7 +133,12 @@ async fn fetch_samples(
             return vec![Err(failure); n];
         }
     };
-    let results = ctx.poller.fetch(&conn, &queries(resolved)).await;
+    // Half the polling interval: never an answer that was already there at the previous poll.
+    let max_age = resolved.polling_interval / 2;
+    let results = ctx
+        .poller
+        .fetch_within(&conn, &queries(resolved), max_age)
+        .await;
     if results.iter().any(|r| r.as_ref().is_err_and(avi::Error::is_unauthorized)) {
         // The Secret may have been fixed since it was cached.
         ctx.connections.forget_for(namespace, spec);
