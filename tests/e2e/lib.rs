@@ -45,7 +45,10 @@ pub fn workspace_root() -> PathBuf {
 /// (`target/<profile>/<name>`).
 pub fn workspace_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the running executable has a path");
-    let mut dir = exe.parent().expect("an executable lives in a directory").to_path_buf();
+    let mut dir = exe
+        .parent()
+        .expect("an executable lives in a directory")
+        .to_path_buf();
     if dir.ends_with("deps") {
         dir.pop();
     }
@@ -105,7 +108,11 @@ impl Cluster {
         cmd.env("KUBECONFIG", self.kubeconfig("kubectl"))
             .env_remove("KUBERNETES_SERVICE_HOST")
             .args(args)
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd
@@ -167,16 +174,18 @@ impl Cluster {
 
     /// An AviAutoscaler of the seed namespace.
     pub fn autoscaler_named(&self, name: &str) -> Option<Value> {
-        self.get("autoscaling.avi.dev/v1alpha1", "AviAutoscaler", NAMESPACE, name)
+        self.get(
+            "autoscaling.avi.dev/v1alpha1",
+            "AviAutoscaler",
+            NAMESPACE,
+            name,
+        )
     }
 
     /// Waits until `condition` holds on the store, failing the run after [`DEADLINE`] with
     /// `what` and the stand-in's recent state.
     pub async fn wait<T>(&self, what: &str, mut condition: impl FnMut(&Cluster) -> Option<T>) -> T {
-        let result = self
-            .kube
-            .wait_for(|_| condition(self), DEADLINE)
-            .await;
+        let result = self.kube.wait_for(|_| condition(self), DEADLINE).await;
         match result {
             Ok(v) => v,
             Err(e) => panic!("timed out waiting for {what}: {e:?}"),
@@ -219,11 +228,14 @@ impl Cluster {
 
     /// Waits until condition `type_` of AviAutoscaler `name` has `reason`; returns its message.
     pub async fn wait_reason_of(&self, name: &str, type_: &str, reason: &str) -> String {
-        self.wait(&format!("{name}: condition {type_} with reason {reason}"), |c| {
-            c.condition_of(name, type_)
-                .filter(|(_, r, _)| r == reason)
-                .map(|(_, _, m)| m)
-        })
+        self.wait(
+            &format!("{name}: condition {type_} with reason {reason}"),
+            |c| {
+                c.condition_of(name, type_)
+                    .filter(|(_, r, _)| r == reason)
+                    .map(|(_, _, m)| m)
+            },
+        )
         .await
     }
 
@@ -274,7 +286,10 @@ impl Cluster {
             .wait_for(|_| self.scale_writes(client) == expected, DEADLINE)
             .await;
         if result.is_err() {
-            panic!("timed out waiting for {what}: they are {:?}", self.scale_writes(client));
+            panic!(
+                "timed out waiting for {what}: they are {:?}",
+                self.scale_writes(client)
+            );
         }
     }
 
@@ -322,7 +337,8 @@ pub fn kuard_manifests(sim: &RunningSim, password: &str, spec: &Value) -> String
         "metadata": {"name": "avi-ca", "namespace": NAMESPACE},
         "stringData": {"ca.crt": sim.ca_pem()}
     }));
-    let mut aas: Value = serde_yaml::from_str(&example("aviautoscaler.yaml")).expect("example parses");
+    let mut aas: Value =
+        serde_yaml::from_str(&example("aviautoscaler.yaml")).expect("example parses");
     aas["spec"]["controller"]["endpoints"] = json!(sim.urls());
     aas["spec"]["controller"]["tls"] = json!({"caSecretRef": {"name": "avi-ca", "key": "ca.crt"}});
     merge(&mut aas["spec"], spec);
@@ -369,7 +385,12 @@ impl Operator {
     pub fn start(cluster: &Cluster, client: &str, args: &[&str]) -> Self {
         let mut child = Command::new(workspace_bin("avi-autoscaler"))
             .arg("run")
-            .args(["--metrics-bind", "127.0.0.1:0", "--health-bind", "127.0.0.1:0"])
+            .args([
+                "--metrics-bind",
+                "127.0.0.1:0",
+                "--health-bind",
+                "127.0.0.1:0",
+            ])
             .args(["--log-format", "json", "--identity", client])
             .args(args)
             .env("KUBECONFIG", cluster.kubeconfig(client))
@@ -402,7 +423,12 @@ impl Operator {
 
     /// Its log lines so far.
     pub fn logs(&self) -> Vec<String> {
-        self.logs.lines.lock().expect("log lock").0.clone()
+        self.logs
+            .lines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .clone()
     }
 
     /// Waits (up to [`DEADLINE`]) for a log line containing `needle`; returns it.
@@ -417,10 +443,9 @@ impl Operator {
             let now = Instant::now();
             if closed || now >= deadline {
                 let why = if closed { "exited" } else { "timed out" };
-                panic!(
-                    "avi-autoscaler {why} before logging {needle:?}; logs:\n{}",
-                    guard.0.join("\n")
-                );
+                let logs = guard.0.join("\n");
+                drop(guard);
+                panic!("avi-autoscaler {why} before logging {needle:?}; logs:\n{logs}");
             }
             guard = self
                 .logs
@@ -509,7 +534,12 @@ pub fn sync_pool_members(cluster: &Cluster, sim: &RunningSim) -> tokio::task::Jo
         let mut last = None;
         loop {
             let ready = store
-                .get(&ObjectRef::namespaced("apps/v1", "Deployment", NAMESPACE, DEPLOYMENT))
+                .get(&ObjectRef::namespaced(
+                    "apps/v1",
+                    "Deployment",
+                    NAMESPACE,
+                    DEPLOYMENT,
+                ))
                 .and_then(|d| d.pointer("/status/readyReplicas").and_then(Value::as_u64))
                 .unwrap_or(0)
                 .max(1) as u32;
@@ -523,8 +553,15 @@ pub fn sync_pool_members(cluster: &Cluster, sim: &RunningSim) -> tokio::task::Jo
                 .wait_for(
                     |s| {
                         let now = s
-                            .get(&ObjectRef::namespaced("apps/v1", "Deployment", NAMESPACE, DEPLOYMENT))
-                            .and_then(|d| d.pointer("/status/readyReplicas").and_then(Value::as_u64))
+                            .get(&ObjectRef::namespaced(
+                                "apps/v1",
+                                "Deployment",
+                                NAMESPACE,
+                                DEPLOYMENT,
+                            ))
+                            .and_then(|d| {
+                                d.pointer("/status/readyReplicas").and_then(Value::as_u64)
+                            })
                             .unwrap_or(0)
                             .max(1) as u32;
                         now != ready
@@ -534,4 +571,68 @@ pub fn sync_pool_members(cluster: &Cluster, sim: &RunningSim) -> tokio::task::Jo
                 .await;
         }
     })
+}
+
+/// A plain HTTP/1.1 GET (the operator's admin endpoints): status and body.
+pub async fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("sending the request");
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .await
+        .expect("reading the answer");
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {head}"));
+    // axum answers small bodies with Content-Length; a chunked body is decoded here.
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    (status, body)
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// The Python of the workspace's `.venv` (`make venv`), or `AVI_AUTOSCALER_PYTHON`.
+pub fn venv_python() -> PathBuf {
+    if let Some(p) = std::env::var_os("AVI_AUTOSCALER_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let python = workspace_root().join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run `make venv` (make test does)",
+        python.display()
+    );
+    python
 }

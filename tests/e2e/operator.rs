@@ -22,7 +22,10 @@ async fn seed_controller() -> RunningSim {
 
 /// Moves the simulated clock to `t` seconds after the scenario's start.
 async fn at(sim: &RunningSim, t: f64) {
-    sim.handle().set_elapsed(t).await.expect("the clock moves forward");
+    sim.handle()
+        .set_elapsed(t)
+        .await
+        .expect("the clock moves forward");
 }
 
 /// The seed setup: CRD, the kuard example pointed at `sim` with `spec` merged in, and pool
@@ -32,10 +35,7 @@ async fn seed(spec: Value) -> (Cluster, RunningSim) {
     cluster.install_crd();
     let sim = seed_controller().await;
     let mut spec = spec;
-    e2e::merge(
-        &mut spec,
-        &json!({"pollingIntervalSeconds": 1}),
-    );
+    e2e::merge(&mut spec, &json!({"pollingIntervalSeconds": 1}));
     cluster.apply(&kuard_manifests(&sim, PASSWORD, &spec));
     // Pool members follow the pods, as AKO makes them (a detached task that ends with the
     // test's runtime).
@@ -59,11 +59,15 @@ fn assert_writes_only_through_subresources(cluster: &Cluster, client: &str) {
         .filter(|r| {
             let deployment = r.path.contains("/deployments/");
             let autoscaler = r.path.contains("/aviautoscalers/");
-            (deployment && !r.path.ends_with("/scale")) || (autoscaler && !r.path.ends_with("/status"))
+            (deployment && !r.path.ends_with("/scale"))
+                || (autoscaler && !r.path.ends_with("/status"))
         })
         .map(|r| format!("{} {}", r.method, r.path))
         .collect();
-    assert!(bad.is_empty(), "writes outside the scale/status subresources: {bad:?}");
+    assert!(
+        bad.is_empty(),
+        "writes outside the scale/status subresources: {bad:?}"
+    );
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -133,7 +137,9 @@ async fn seed_experiment_scales_1_to_5_and_back_to_1() {
             .wait(&format!("a SuccessfulRescale event {prefix}"), |c| {
                 c.events()
                     .iter()
-                    .any(|(t, r, m)| t == "Normal" && r == "SuccessfulRescale" && m.starts_with(&prefix))
+                    .any(|(t, r, m)| {
+                        t == "Normal" && r == "SuccessfulRescale" && m.starts_with(&prefix)
+                    })
                     .then_some(())
             })
             .await;
@@ -141,13 +147,34 @@ async fn seed_experiment_scales_1_to_5_and_back_to_1() {
 
     // What a user sees with the real kubectl.
     let describe = cluster.kubectl_ok(&["describe", "aas", AUTOSCALER, "-n", NAMESPACE], None);
-    for needle in ["AbleToScale", "ScalingActive", "ScalingLimited", "Ready", "SuccessfulRescale", "New size: 5;", "avi-autoscaler"] {
-        assert!(describe.contains(needle), "kubectl describe lacks {needle:?}:\n{describe}");
+    for needle in [
+        "AbleToScale",
+        "ScalingActive",
+        "ScalingLimited",
+        "Ready",
+        "SuccessfulRescale",
+        "New size: 5;",
+        "avi-autoscaler",
+    ] {
+        assert!(
+            describe.contains(needle),
+            "kubectl describe lacks {needle:?}:\n{describe}"
+        );
     }
     let get = cluster.kubectl_ok(&["get", "aas", "-n", NAMESPACE], None);
-    assert!(get.contains("TARGET") && get.contains("METRIC") && get.contains(DEPLOYMENT), "{get}");
+    assert!(
+        get.contains("TARGET") && get.contains("METRIC") && get.contains(DEPLOYMENT),
+        "{get}"
+    );
     cluster.kubectl_ok(
-        &["wait", "--for=condition=Ready", &format!("aas/{AUTOSCALER}"), "-n", NAMESPACE, "--timeout=60s"],
+        &[
+            "wait",
+            "--for=condition=Ready",
+            &format!("aas/{AUTOSCALER}"),
+            "-n",
+            NAMESPACE,
+            "--timeout=60s",
+        ],
         None,
     );
 
@@ -180,8 +207,14 @@ async fn avi_outages_never_scale_and_fallback_applies_after_the_threshold() {
         .expect("a fault");
     at(&sim, 600.0).await; // the load would ask for 5 now
     let message = cluster.wait_reason("ScalingActive", "AviUnreachable").await;
-    assert!(message.contains("503") || message.to_lowercase().contains("unavailable"), "{message}");
-    assert!(!message.contains(PASSWORD), "a credential in a condition: {message}");
+    assert!(
+        message.contains("503") || message.to_lowercase().contains("unavailable"),
+        "{message}"
+    );
+    assert!(
+        !message.contains(PASSWORD),
+        "a credential in a condition: {message}"
+    );
     cluster.wait_reason("ScalingActive", "FallbackActive").await;
     cluster.wait_replicas(2).await;
     cluster.wait_event("FallbackActive").await;
@@ -214,20 +247,34 @@ async fn unreachable_slow_and_garbage_controllers_hold_the_count() {
     // Slow: every answer takes longer than the 1 s timeout.
     at(&sim, 1500.0).await; // 400 → 2 would be next (after the default 300 s window)
     let slow = handle
-        .add_fault(FaultSpec::new(FaultKind::Latency).delay_ms(3000).times(1_000_000).on_path("/api/"))
+        .add_fault(
+            FaultSpec::new(FaultKind::Latency)
+                .delay_ms(3000)
+                .times(1_000_000)
+                .on_path("/api/"),
+        )
         .await
         .expect("a fault");
     let message = cluster.wait_reason("ScalingActive", "AviUnreachable").await;
-    assert!(message.to_lowercase().contains("timed out") || message.to_lowercase().contains("timeout"), "{message}");
+    assert!(
+        message.to_lowercase().contains("timed out") || message.to_lowercase().contains("timeout"),
+        "{message}"
+    );
     handle.remove_fault(slow);
     cluster.wait_reason("Ready", "Active").await;
 
     // Garbage: a broken body is no data, not a zero.
     let garbage = handle
-        .add_fault(FaultSpec::new(FaultKind::Malformed).times(1_000_000).on_path("/api/analytics"))
+        .add_fault(
+            FaultSpec::new(FaultKind::Malformed)
+                .times(1_000_000)
+                .on_path("/api/analytics"),
+        )
         .await
         .expect("a fault");
-    cluster.wait_reason("ScalingActive", "FailedGetAviMetric").await;
+    cluster
+        .wait_reason("ScalingActive", "FailedGetAviMetric")
+        .await;
     handle.remove_fault(garbage);
     cluster.wait_reason("Ready", "Active").await;
 
@@ -245,21 +292,30 @@ async fn configuration_errors_surface_as_conditions_and_events_and_scale_nothing
             .unwrap(),
     )
     .unwrap();
-    base["metadata"].as_object_mut().unwrap().remove("resourceVersion");
+    base["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("resourceVersion");
     let variant = |name: &str, patch: Value| {
         let mut v = base.clone();
         v["metadata"]["name"] = json!(name);
         e2e::merge(&mut v["spec"], &patch);
         serde_json::to_string(&v).unwrap()
     };
-    cluster.apply(&variant("no-secret", json!({"controller": {"credentialsSecretRef": {"name": "missing"}}})));
+    cluster.apply(&variant(
+        "no-secret",
+        json!({"controller": {"credentialsSecretRef": {"name": "missing"}}}),
+    ));
     cluster.apply(&[
         r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"wrong","namespace":"routing-ns1"},"stringData":{"username":"admin","password":"not-the-password"}}"#,
         &variant("wrong-password", json!({"controller": {"credentialsSecretRef": {"name": "wrong"}, "authMode": "session"}})),
     ].join("\n---\n"));
     cluster.apply(&variant("unknown-pool", json!({"metrics": [{"entity": {"type": "pool", "name": "no-such-pool"}, "metricId": "l4_server.avg_open_conns", "target": {"type": "AverageValue", "averageValue": 200}}]})));
     cluster.apply(&variant("unknown-metric", json!({"metrics": [{"entity": {"type": "pool", "name": e2e::POOL}, "metricId": "l4_server.no_such_metric", "target": {"type": "AverageValue", "averageValue": 200}}]})));
-    cluster.apply(&variant("missing-target", json!({"scaleTargetRef": {"name": "no-such-deployment"}})));
+    cluster.apply(&variant(
+        "missing-target",
+        json!({"scaleTargetRef": {"name": "no-such-deployment"}}),
+    ));
     cluster.apply(&[
         r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"not-scalable","namespace":"routing-ns1"},"data":{}}"#,
         &variant("no-scale-subresource", json!({"scaleTargetRef": {"apiVersion": "v1", "kind": "ConfigMap", "name": "not-scalable"}})),
@@ -274,27 +330,66 @@ async fn configuration_errors_surface_as_conditions_and_events_and_scale_nothing
     let cases = [
         ("no-secret", "ScalingActive", "SecretNotFound", "missing"),
         ("wrong-password", "ScalingActive", "AviAuthFailed", ""),
-        ("unknown-pool", "ScalingActive", "FailedGetAviMetric", "no-such-pool"),
-        ("unknown-metric", "ScalingActive", "FailedGetAviMetric", "no_such_metric"),
-        ("missing-target", "AbleToScale", "FailedGetScale", "no-such-deployment"),
-        ("no-scale-subresource", "AbleToScale", "FailedGetScale", "scale"),
+        (
+            "unknown-pool",
+            "ScalingActive",
+            "FailedGetAviMetric",
+            "no-such-pool",
+        ),
+        (
+            "unknown-metric",
+            "ScalingActive",
+            "FailedGetAviMetric",
+            "no_such_metric",
+        ),
+        (
+            "missing-target",
+            "AbleToScale",
+            "FailedGetScale",
+            "no-such-deployment",
+        ),
+        (
+            "no-scale-subresource",
+            "AbleToScale",
+            "FailedGetScale",
+            "scale",
+        ),
     ];
     for (name, condition, reason, mention) in cases {
         let message = cluster.wait_reason_of(name, condition, reason).await;
-        assert!(message.contains(mention), "{name}: {condition} message lacks {mention:?}: {message}");
-        assert!(!message.contains(PASSWORD) && !message.contains("not-the-password"), "{name}: a credential leaked: {message}");
+        assert!(
+            message.contains(mention),
+            "{name}: {condition} message lacks {mention:?}: {message}"
+        );
+        assert!(
+            !message.contains(PASSWORD) && !message.contains("not-the-password"),
+            "{name}: a credential leaked: {message}"
+        );
         let (status, ready_reason, _) = cluster.condition_of(name, "Ready").expect("Ready");
-        assert_eq!((status.as_str(), ready_reason.as_str()), ("False", reason), "{name}");
+        assert_eq!(
+            (status.as_str(), ready_reason.as_str()),
+            ("False", reason),
+            "{name}"
+        );
         let note = cluster.wait_event_of(name, reason).await;
-        assert!(!note.contains(PASSWORD) && !note.contains("not-the-password"), "{name}: {note}");
+        assert!(
+            !note.contains(PASSWORD) && !note.contains("not-the-password"),
+            "{name}: {note}"
+        );
     }
     // The wrong password costs at most one login attempt per poll (the client waits before
     // trying a refused password again), never a storm: at one poll per second, no more logins
     // than seconds.
     let logins = sim.handle().counters().requests("POST /login");
     let seconds = started.elapsed().as_secs() + 1;
-    assert!((1..=seconds).contains(&logins), "{logins} logins in {seconds} s");
-    assert!(cluster.scale_writes("operator").is_empty(), "nothing may scale");
+    assert!(
+        (1..=seconds).contains(&logins),
+        "{logins} logins in {seconds} s"
+    );
+    assert!(
+        cluster.scale_writes("operator").is_empty(),
+        "nothing may scale"
+    );
     assert_eq!(cluster.replicas(), Some(1));
 }
 
@@ -309,8 +404,12 @@ async fn a_restart_inside_the_scale_down_window_does_not_scale_down_early() {
     at(&sim, 1800.0).await; // the load is gone: the recommendation drops to 1
     cluster
         .wait("a recommendation below 5", |c| {
-            let recs = c.autoscaler()?["status"]["recommendations"].as_array()?.clone();
-            recs.iter().any(|r| r["replicas"].as_i64() < Some(5)).then_some(())
+            let recs = c.autoscaler()?["status"]["recommendations"]
+                .as_array()?
+                .clone();
+            recs.iter()
+                .any(|r| r["replicas"].as_i64() < Some(5))
+                .then_some(())
         })
         .await;
     let low_seen = Instant::now();
@@ -326,7 +425,12 @@ async fn a_restart_inside_the_scale_down_window_does_not_scale_down_early() {
         "scaled down {waited:?} after the load dropped, inside the {window} s window, across a restart"
     );
     cluster.wait_scale_writes("second", &[1]).await;
-    assert!(cluster.scale_writes("first").iter().all(|&n| n == 5 || n == 4));
+    assert!(
+        cluster
+            .scale_writes("first")
+            .iter()
+            .all(|&n| n == 5 || n == 4)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -338,39 +442,87 @@ async fn dropped_watches_and_an_expired_resource_version_still_converge() {
 
     // Every watch is cut; the operator re-watches and still sees a spec change.
     assert!(cluster.kube.drop_watches() > 0, "the operator was watching");
-    cluster.kubectl_ok(&["patch", "aas", AUTOSCALER, "-n", NAMESPACE, "--type=merge", "-p", r#"{"spec":{"maxReplicas":3}}"#], None);
+    cluster.kubectl_ok(
+        &[
+            "patch",
+            "aas",
+            AUTOSCALER,
+            "-n",
+            NAMESPACE,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"maxReplicas":3}}"#,
+        ],
+        None,
+    );
     cluster.wait_replicas(3).await;
 
     // A restart that forgets the watch history: resuming gets 410 Gone, the operator relists.
     cluster
         .kube
-        .restart(testkit::Restart { down_for: Duration::from_millis(500), keep_history: false })
+        .restart(testkit::Restart {
+            down_for: Duration::from_millis(500),
+            keep_history: false,
+        })
         .await
         .expect("restart");
-    cluster.kubectl_ok(&["patch", "aas", AUTOSCALER, "-n", NAMESPACE, "--type=merge", "-p", r#"{"spec":{"maxReplicas":4}}"#], None);
+    cluster.kubectl_ok(
+        &[
+            "patch",
+            "aas",
+            AUTOSCALER,
+            "-n",
+            NAMESPACE,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"maxReplicas":4}}"#,
+        ],
+        None,
+    );
     cluster.wait_replicas(4).await;
     let relisted = cluster
         .kube
         .requests()
         .iter()
-        .filter(|r| r.client.as_deref() == Some("operator") && r.path.ends_with("/aviautoscalers") && !r.watch && r.method == "GET")
+        .filter(|r| {
+            r.client.as_deref() == Some("operator")
+                && r.path.ends_with("/aviautoscalers")
+                && !r.watch
+                && r.method == "GET"
+        })
         .count();
-    assert!(relisted >= 2, "expected a relist after 410, saw {relisted} lists");
+    assert!(
+        relisted >= 2,
+        "expected a relist after 410, saw {relisted} lists"
+    );
     drop(operator);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_leader_election_exactly_one_replica_writes_and_a_standby_takes_over() {
     let (cluster, sim) = seed(json!({})).await;
-    let args = ["--leader-election", "--lease-namespace", "default", "--lease-duration-seconds", "10", "--lease-renew-grace-seconds", "4"];
+    let args = [
+        "--leader-election",
+        "--lease-namespace",
+        "default",
+        "--lease-duration-seconds",
+        "10",
+        "--lease-renew-grace-seconds",
+        "4",
+    ];
     let a = Operator::start(&cluster, "replica-a", &args);
     let b = Operator::start(&cluster, "replica-b", &args);
     cluster
         .wait("a lease holder", |c| {
-            c.get("coordination.k8s.io/v1", "Lease", "default", "avi-autoscaler")?
-                .pointer("/spec/holderIdentity")?
-                .as_str()
-                .map(str::to_owned)
+            c.get(
+                "coordination.k8s.io/v1",
+                "Lease",
+                "default",
+                "avi-autoscaler",
+            )?
+            .pointer("/spec/holderIdentity")?
+            .as_str()
+            .map(str::to_owned)
         })
         .await;
     at(&sim, 300.0).await;
@@ -390,7 +542,9 @@ async fn with_leader_election_exactly_one_replica_writes_and_a_standby_takes_ove
         .kube
         .requests()
         .iter()
-        .filter(|r| r.client.as_deref() == Some(standby.client.as_str()) && r.path.ends_with("/status"))
+        .filter(|r| {
+            r.client.as_deref() == Some(standby.client.as_str()) && r.path.ends_with("/status")
+        })
         .count();
     assert_eq!(standby_status_writes, 0, "the standby wrote status");
 
@@ -399,8 +553,13 @@ async fn with_leader_election_exactly_one_replica_writes_and_a_standby_takes_ove
     leader.kill();
     cluster
         .wait("the standby holding the lease", |c| {
-            (c.get("coordination.k8s.io/v1", "Lease", "default", "avi-autoscaler")?
-                .pointer("/spec/holderIdentity")?
+            (c.get(
+                "coordination.k8s.io/v1",
+                "Lease",
+                "default",
+                "avi-autoscaler",
+            )?
+            .pointer("/spec/holderIdentity")?
                 == standby_name.as_str())
             .then_some(())
         })
@@ -421,13 +580,172 @@ async fn paused_autoscalers_read_but_never_scale() {
     assert!(message.contains("paused"), "{message}");
     cluster
         .wait("the metric read while paused", |c| {
-            (c.autoscaler()?.pointer("/status/currentMetrics/0/value")? == &json!(1000.0)).then_some(())
+            (c.autoscaler()?.pointer("/status/currentMetrics/0/value")? == &json!(1000.0))
+                .then_some(())
         })
         .await;
     assert!(cluster.scale_writes("operator").is_empty());
     assert_eq!(cluster.replicas(), Some(1));
 
     // Unpausing resumes scaling.
-    cluster.kubectl_ok(&["patch", "aas", AUTOSCALER, "-n", NAMESPACE, "--type=merge", "-p", r#"{"spec":{"paused":false}}"#], None);
+    cluster.kubectl_ok(
+        &[
+            "patch",
+            "aas",
+            AUTOSCALER,
+            "-n",
+            NAMESPACE,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"paused":false}}"#,
+        ],
+        None,
+    );
     cluster.wait_replicas(4).await;
+}
+
+/// A StatefulSet for a second autoscaler.
+const STATEFULSET: &str = r#"{"apiVersion":"apps/v1","kind":"StatefulSet","metadata":{"name":"kuard-set","namespace":"routing-ns1"},
+"spec":{"replicas":1,"serviceName":"kuard","selector":{"matchLabels":{"app":"kuard-set"}},
+"template":{"metadata":{"labels":{"app":"kuard-set"}},"spec":{"containers":[{"name":"kuard","image":"gcr.io/kuar-demo/kuard-amd64:blue"}]}}}}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rbac_grants_exactly_what_the_operator_uses_and_telemetry_reports_it() {
+    let (cluster, sim) = seed(json!({})).await;
+    let mut set_aas: Value = serde_json::from_str(
+        kuard_manifests(&sim, PASSWORD, &json!({"pollingIntervalSeconds": 1}))
+            .split("\n---\n")
+            .last()
+            .unwrap(),
+    )
+    .unwrap();
+    set_aas["metadata"]["name"] = json!("kuard-set");
+    set_aas["spec"]["scaleTargetRef"] =
+        json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "kuard-set"});
+    cluster.apply(&format!(
+        "{STATEFULSET}\n---\n{set_aas}\n---\n{}",
+        r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"avi-autoscaler"}}"#
+    ));
+    let operator = Operator::start(
+        &cluster,
+        "operator",
+        &["--leader-election", "--lease-namespace", "avi-autoscaler"],
+    );
+
+    // Health: alive at once, ready once the watch has listed (it logs that after /readyz
+    // turned ready).
+    let health = operator.health_addr();
+    assert_eq!(e2e::http_get(&health, "/healthz").await.0, 200);
+    operator.wait_log("watches synced");
+    assert_eq!(
+        e2e::http_get(&health, "/readyz").await,
+        (200, "ok\n".to_owned())
+    );
+
+    at(&sim, 300.0).await;
+    cluster.wait_replicas(4).await;
+    cluster
+        .wait("the StatefulSet at 4", |c| {
+            (c.get("apps/v1", "StatefulSet", NAMESPACE, "kuard-set")?
+                .pointer("/spec/replicas")?
+                == &json!(4))
+                .then_some(())
+        })
+        .await;
+    // The same Warning twice (an outage, a recovery, the same outage): the second is a patch of
+    // the first Event's series, as kube-runtime's recorder does.
+    for _ in 0..2 {
+        sim.handle().set_node_up(0, false).await.expect("node down");
+        cluster.wait_reason("Ready", "AviUnreachable").await;
+        sim.handle().set_node_up(0, true).await.expect("node up");
+        cluster.wait_reason("Ready", "Active").await;
+    }
+    cluster
+        .wait("a repeated event patched", |c| {
+            c.kube
+                .requests()
+                .iter()
+                .any(|r| {
+                    r.client.as_deref() == Some("operator")
+                        && r.method == "PATCH"
+                        && r.path.contains("/events/")
+                })
+                .then_some(())
+        })
+        .await;
+
+    // /metrics reports what happened, in the Prometheus text format.
+    let (status, metrics) = e2e::http_get(&operator.metrics_addr(), "/metrics").await;
+    assert_eq!(status, 200);
+    for needle in [
+        "avi_autoscaler_reconciliations_total{result=\"success\"}",
+        "avi_autoscaler_reconcile_duration_seconds_bucket",
+        "avi_autoscaler_avi_requests_total{kind=\"metrics\",outcome=\"ok\"}",
+        "avi_autoscaler_avi_request_duration_seconds_count",
+        "avi_autoscaler_kube_requests_total",
+        "avi_autoscaler_metric_value{namespace=\"routing-ns1\",name=\"kuard\"",
+        "avi_autoscaler_desired_replicas{namespace=\"routing-ns1\",name=\"kuard\"} 4",
+        "avi_autoscaler_current_replicas{namespace=\"routing-ns1\",name=\"kuard\"}",
+        "avi_autoscaler_scale_events_total{namespace=\"routing-ns1\",name=\"kuard\",direction=\"up\"} 1",
+        "avi_autoscaler_leader 1",
+    ] {
+        assert!(
+            metrics.contains(needle),
+            "/metrics lacks {needle}:\n{metrics}"
+        );
+    }
+    assert!(!metrics.contains(PASSWORD));
+    assert!(operator.stop().success());
+
+    // Every call the operator made is allowed by config/default's RBAC, and every rule there
+    // was used (ReplicaSets aside: no e2e target is one).
+    let log = cluster.dir().join("operator-requests.jsonl");
+    let lines: Vec<String> = cluster
+        .kube
+        .requests()
+        .iter()
+        .filter(|r| r.client.as_deref() == Some("operator"))
+        .map(|r| {
+            json!({"method": r.method, "path": r.uri(), "status": r.status, "userAgent": r.user_agent}).to_string()
+        })
+        .collect();
+    std::fs::write(&log, lines.join("\n")).expect("writing the request log");
+    let manifests = cluster.dir().join("default.yaml");
+    let rendered = std::process::Command::new("kubectl")
+        .args([
+            "kustomize",
+            e2e::workspace_root()
+                .join("config/default")
+                .to_str()
+                .unwrap(),
+        ])
+        .output()
+        .expect("kubectl kustomize runs");
+    assert!(
+        rendered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    std::fs::write(&manifests, &rendered.stdout).expect("writing the manifests");
+    let audit = std::process::Command::new(e2e::venv_python())
+        .arg(e2e::workspace_root().join("hack/rbac_audit.py"))
+        .args([
+            "--log",
+            log.to_str().unwrap(),
+            "--manifests",
+            manifests.to_str().unwrap(),
+        ])
+        .args(["--service-account", "avi-autoscaler/avi-autoscaler"])
+        .args(["--allow-unused", "apps:replicasets:get"])
+        .args(["--allow-unused", "apps:replicasets/scale:get"])
+        .args(["--allow-unused", "apps:replicasets/scale:patch"])
+        .output()
+        .expect("the audit runs");
+    assert!(
+        audit.status.success(),
+        "RBAC audit:\n{}{}",
+        String::from_utf8_lossy(&audit.stdout),
+        String::from_utf8_lossy(&audit.stderr)
+    );
+    eprintln!("{}", String::from_utf8_lossy(&audit.stdout));
 }

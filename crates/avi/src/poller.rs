@@ -140,7 +140,9 @@ impl Poller {
         conn: &ConnectionConfig,
         queries: &[MetricQuery],
     ) -> Vec<Result<Sample, Error>> {
-        self.core.fetch(conn, queries, self.core.settings.cache_ttl).await
+        self.core
+            .fetch(conn, queries, self.core.settings.cache_ttl)
+            .await
     }
 
     /// [`fetch`](Self::fetch), reusing only answers at most `max_age` old (capped at

@@ -7,7 +7,9 @@
 
 use std::{net::SocketAddr, sync::Arc};
 
-use axum::{Router, extract::State, http::StatusCode, http::header, response::IntoResponse, routing::get};
+use axum::{
+    Router, extract::State, http::StatusCode, http::header, response::IntoResponse, routing::get,
+};
 use tokio::{net::TcpListener, sync::watch};
 
 use crate::telemetry::Metrics;

@@ -83,15 +83,30 @@ pub enum LogFormat {
 pub struct RunArgs {
     /// Watch only these namespaces (repeat the flag or separate with commas); all namespaces
     /// when omitted.
-    #[arg(long = "namespace", value_name = "NS", value_delimiter = ',', env = "AVI_AUTOSCALER_NAMESPACES")]
+    #[arg(
+        long = "namespace",
+        value_name = "NS",
+        value_delimiter = ',',
+        env = "AVI_AUTOSCALER_NAMESPACES"
+    )]
     pub namespaces: Vec<String>,
 
     /// Address of the Prometheus `/metrics` endpoint.
-    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080", env = "AVI_AUTOSCALER_METRICS_BIND")]
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "0.0.0.0:8080",
+        env = "AVI_AUTOSCALER_METRICS_BIND"
+    )]
     pub metrics_bind: SocketAddr,
 
     /// Address of the `/healthz` and `/readyz` endpoints (may equal --metrics-bind).
-    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8081", env = "AVI_AUTOSCALER_HEALTH_BIND")]
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "0.0.0.0:8081",
+        env = "AVI_AUTOSCALER_HEALTH_BIND"
+    )]
     pub health_bind: SocketAddr,
 
     /// Elect a leader through a Lease, so that of several replicas exactly one scales.
@@ -99,7 +114,12 @@ pub struct RunArgs {
     pub leader_election: bool,
 
     /// Namespace of the Lease (the operator's own namespace).
-    #[arg(long, value_name = "NS", env = "POD_NAMESPACE", default_value = "default")]
+    #[arg(
+        long,
+        value_name = "NS",
+        env = "POD_NAMESPACE",
+        default_value = "default"
+    )]
     pub lease_namespace: String,
 
     /// Name of the Lease.
@@ -129,19 +149,27 @@ pub struct RunArgs {
     pub log_format: LogFormat,
 
     /// Log level or filter (`info`, `debug`, `avi_autoscaler=debug,kube=info`); RUST_LOG wins.
-    #[arg(long, value_name = "FILTER", default_value = "info", env = "AVI_AUTOSCALER_LOG_LEVEL")]
+    #[arg(
+        long,
+        value_name = "FILTER",
+        default_value = "info",
+        env = "AVI_AUTOSCALER_LOG_LEVEL"
+    )]
     pub log_level: String,
 }
 
 impl RunArgs {
     /// This replica's identity.
     pub fn identity(&self) -> String {
-        self.identity.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| {
-            std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|h| h.trim().to_owned())
-                .ok()
-                .filter(|h| !h.is_empty())
-                .unwrap_or_else(|| format!("avi-autoscaler-{}", std::process::id()))
-        })
+        self.identity
+            .clone()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| {
+                std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .map(|h| h.trim().to_owned())
+                    .ok()
+                    .filter(|h| !h.is_empty())
+                    .unwrap_or_else(|| format!("avi-autoscaler-{}", std::process::id()))
+            })
     }
 }

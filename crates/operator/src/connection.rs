@@ -98,17 +98,24 @@ impl Connections {
         name: &str,
     ) -> Result<std::collections::BTreeMap<String, k8s_openapi::ByteString>, ConnectionError> {
         let key = (namespace.to_owned(), name.to_owned());
-        if let Some(c) = self.secrets.lock().expect("secret cache lock poisoned").get(&key)
+        if let Some(c) = self
+            .secrets
+            .lock()
+            .expect("secret cache lock poisoned")
+            .get(&key)
             && c.at.elapsed() < SECRET_TTL
         {
             return Ok(c.data.clone());
         }
         let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
-        let secret = api.get_opt(name).await.map_err(|source| ConnectionError::Read {
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-            source,
-        })?;
+        let secret = api
+            .get_opt(name)
+            .await
+            .map_err(|source| ConnectionError::Read {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+                source,
+            })?;
         let Some(secret) = secret else {
             self.forget(namespace, name);
             return Err(ConnectionError::SecretNotFound {
@@ -117,13 +124,16 @@ impl Connections {
             });
         };
         let data = secret.data.unwrap_or_default();
-        self.secrets.lock().expect("secret cache lock poisoned").insert(
-            key,
-            CachedSecret {
-                data: data.clone(),
-                at: Instant::now(),
-            },
-        );
+        self.secrets
+            .lock()
+            .expect("secret cache lock poisoned")
+            .insert(
+                key,
+                CachedSecret {
+                    data: data.clone(),
+                    at: Instant::now(),
+                },
+            );
         Ok(data)
     }
 
@@ -138,7 +148,12 @@ impl Connections {
     /// Forgets every Secret an AviAutoscaler uses (after the controller refused them).
     pub fn forget_for(&self, namespace: &str, spec: &AviAutoscalerSpec) {
         self.forget(namespace, &spec.controller.credentials_secret_ref.name);
-        if let Some(ca) = spec.controller.tls.as_ref().and_then(|t| t.ca_secret_ref.as_ref()) {
+        if let Some(ca) = spec
+            .controller
+            .tls
+            .as_ref()
+            .and_then(|t| t.ca_secret_ref.as_ref())
+        {
             self.forget(namespace, &ca.name);
         }
     }

@@ -112,7 +112,10 @@ pub fn until_next_tick(now: Timestamp, interval: Duration) -> Duration {
 }
 
 fn queries(spec: &ResolvedSpec) -> Vec<avi::MetricQuery> {
-    spec.metrics.iter().map(avi::MetricQuery::from_metric).collect()
+    spec.metrics
+        .iter()
+        .map(avi::MetricQuery::from_metric)
+        .collect()
 }
 
 /// Reads the metrics of `spec`: one result per metric.
@@ -139,7 +142,10 @@ async fn fetch_samples(
         .poller
         .fetch_within(&conn, &queries(resolved), max_age)
         .await;
-    if results.iter().any(|r| r.as_ref().is_err_and(avi::Error::is_unauthorized)) {
+    if results
+        .iter()
+        .any(|r| r.as_ref().is_err_and(avi::Error::is_unauthorized))
+    {
         // The Secret may have been fixed since it was cached.
         ctx.connections.forget_for(namespace, spec);
     }
@@ -179,7 +185,10 @@ pub async fn reconcile(obj: Arc<AviAutoscaler>, ctx: Arc<Context>) -> Result<Act
                 .remove(&ObjectRef::from(obj.as_ref()));
             Ok(action.unwrap_or_else(|| {
                 let interval = obj.spec.polling_interval_seconds.clamp(1, 3600) as u64;
-                Action::requeue(until_next_tick(Timestamp::now(), Duration::from_secs(interval)))
+                Action::requeue(until_next_tick(
+                    Timestamp::now(),
+                    Duration::from_secs(interval),
+                ))
             }))
         }
         Err(e) => Err(e),
@@ -238,7 +247,11 @@ async fn reconcile_inner(obj: &AviAutoscaler, ctx: &Context) -> Result<Option<Ac
         let from = decision.status.current_replicas;
         match ctx
             .targets
-            .patch_scale(&namespace, &obj.spec.scale_target_ref, decision.desired_replicas)
+            .patch_scale(
+                &namespace,
+                &obj.spec.scale_target_ref,
+                decision.desired_replicas,
+            )
             .await
         {
             Ok(()) => {
@@ -321,13 +334,23 @@ async fn publish_events(ctx: &Context, obj: &AviAutoscaler, events: &[scaling::E
     }
 }
 
-fn record_metrics(ctx: &Context, labels: &ObjectLabels, obj: &AviAutoscaler, decision: &scaling::Decision) {
+fn record_metrics(
+    ctx: &Context,
+    labels: &ObjectLabels,
+    obj: &AviAutoscaler,
+    decision: &scaling::Decision,
+) {
     ctx.metrics.set_replicas(
         labels,
         decision.status.current_replicas,
         decision.desired_replicas,
     );
-    for (spec, status) in obj.spec.metrics.iter().zip(&decision.status.current_metrics) {
+    for (spec, status) in obj
+        .spec
+        .metrics
+        .iter()
+        .zip(&decision.status.current_metrics)
+    {
         ctx.metrics.set_metric_value(
             labels,
             &api::resolved::describe_entity(&spec.entity),
@@ -361,7 +384,8 @@ pub fn error_policy(obj: Arc<AviAutoscaler>, error: &Error, ctx: Arc<Context>) -
 pub fn backoff(attempts: u32, jitter: f64) -> Duration {
     let exp = attempts.saturating_sub(1).min(16);
     let base = MIN_BACKOFF.saturating_mul(1 << exp).min(MAX_BACKOFF);
-    base.mul_f64(1.0 + 0.1 * jitter.clamp(0.0, 1.0)).min(MAX_BACKOFF)
+    base.mul_f64(1.0 + 0.1 * jitter.clamp(0.0, 1.0))
+        .min(MAX_BACKOFF)
 }
 
 #[cfg(test)]
@@ -371,10 +395,22 @@ mod tests {
     #[test]
     fn ticks_align_to_multiples_of_the_interval() {
         let t = |s: i64, ms: i64| Timestamp::from_millisecond(s * 1000 + ms).unwrap();
-        assert_eq!(until_next_tick(t(30, 0), Duration::from_secs(15)), Duration::from_secs(15));
-        assert_eq!(until_next_tick(t(31, 500), Duration::from_secs(15)), Duration::from_millis(13_500));
-        assert_eq!(until_next_tick(t(44, 999), Duration::from_secs(15)), Duration::from_millis(1));
-        assert_eq!(until_next_tick(t(7, 250), Duration::from_secs(1)), Duration::from_millis(750));
+        assert_eq!(
+            until_next_tick(t(30, 0), Duration::from_secs(15)),
+            Duration::from_secs(15)
+        );
+        assert_eq!(
+            until_next_tick(t(31, 500), Duration::from_secs(15)),
+            Duration::from_millis(13_500)
+        );
+        assert_eq!(
+            until_next_tick(t(44, 999), Duration::from_secs(15)),
+            Duration::from_millis(1)
+        );
+        assert_eq!(
+            until_next_tick(t(7, 250), Duration::from_secs(1)),
+            Duration::from_millis(750)
+        );
     }
 
     #[test]

@@ -50,7 +50,11 @@ impl Events {
     }
 
     /// Publishes `event` about `regarding`.
-    pub async fn publish(&self, regarding: &ObjectReference, event: &Outgoing) -> Result<(), kube::Error> {
+    pub async fn publish(
+        &self,
+        regarding: &ObjectReference,
+        event: &Outgoing,
+    ) -> Result<(), kube::Error> {
         let key = (
             regarding.uid.clone().unwrap_or_default(),
             event.reason.clone(),

@@ -72,7 +72,10 @@ impl Election {
                 LeaseParams::new(
                     settings.identity.clone(),
                     settings.duration.as_secs().max(2),
-                    settings.grace.as_secs().clamp(1, settings.duration.as_secs().max(2) - 1),
+                    settings
+                        .grace
+                        .as_secs()
+                        .clamp(1, settings.duration.as_secs().max(2) - 1),
                 )
                 .with_field_manager("avi-autoscaler-leader-election"),
             )

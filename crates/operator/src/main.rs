@@ -47,7 +47,10 @@ fn main() -> ExitCode {
         },
         cli::Command::Run(args) => {
             telemetry::init_logging(args.log_format, &args.log_level);
-            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("error: starting the async runtime: {e}");

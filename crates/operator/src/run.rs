@@ -4,7 +4,14 @@
 //! Controller per watched namespace (or one for all namespaces), and shuts down gracefully on
 //! SIGTERM or SIGINT: in-flight reconciles finish, the lease is released.
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{
+    collections::HashSet,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use api::AviAutoscaler;
 use futures::{StreamExt, future};
@@ -150,6 +157,12 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     } else {
         args.namespaces.iter().cloned().map(Some).collect()
     };
+    // Ready once every watch has listed its objects. Readiness is read off the watch streams
+    // (their first InitDone) rather than awaited with Store::wait_until_ready, whose shared
+    // one-shot keeps only the last waiter's waker: with the Controller also waiting on it, a
+    // second waiter may never wake.
+    let unsynced = Arc::new(AtomicUsize::new(scopes.len()));
+    let ready_tx = Arc::new(ready_tx);
     let mut stores = Vec::new();
     let mut controllers = Vec::new();
     for scope in scopes {
@@ -160,9 +173,20 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         let (reader, writer) = reflector::store();
         // Reconcile on spec changes only: the operator's own status writes would otherwise
         // trigger a reconcile each. Timers (requeue) cover everything else.
+        let mut synced = false;
+        let (unsynced, ready_tx) = (unsynced.clone(), ready_tx.clone());
         let stream = watcher(api, watcher::Config::default().any_semantic())
             .default_backoff()
             .reflect(writer)
+            .inspect(move |event| {
+                if !synced && matches!(event, Ok(watcher::Event::InitDone)) {
+                    synced = true;
+                    if unsynced.fetch_sub(1, Ordering::AcqRel) == 1 {
+                        let _ = ready_tx.send(true);
+                        info!("watches synced");
+                    }
+                }
+            })
             .applied_objects()
             .predicate_filter(predicates::generation, Default::default());
         stores.push(reader.clone());
@@ -185,20 +209,6 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
                 })
                 .await;
         }));
-    }
-
-    // Ready once every store has listed its objects.
-    {
-        let stores = stores.clone();
-        tokio::spawn(async move {
-            for s in &stores {
-                if s.wait_until_ready().await.is_err() {
-                    return;
-                }
-            }
-            info!("watches synced");
-            let _ = ready_tx.send(true);
-        });
     }
 
     // Drop per-object metric series and event recorders of deleted AviAutoscalers.
@@ -238,7 +248,10 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let _ = shutdown_tx.send(true);
     for c in controllers {
         if let Err(e) = c.await {
-            error!(error = &e as &dyn std::error::Error, "controller task failed");
+            error!(
+                error = &e as &dyn std::error::Error,
+                "controller task failed"
+            );
         }
     }
     if let Some(e) = election {

@@ -124,7 +124,11 @@ impl Targets {
 
     async fn resolve(&self, target: &ScaleTargetRef) -> Result<(ApiResource, bool), TargetError> {
         let key = (target.api_version.clone(), target.kind.clone());
-        if let Some(r) = self.cache.lock().expect("discovery cache lock poisoned").get(&key)
+        if let Some(r) = self
+            .cache
+            .lock()
+            .expect("discovery cache lock poisoned")
+            .get(&key)
             && r.at.elapsed() < DISCOVERY_TTL
         {
             return Ok((r.resource.clone(), r.has_ready_replicas));
@@ -139,28 +143,36 @@ impl Targets {
             }
         };
         let gvk = GroupVersionKind::gvk(group, version, &target.kind);
-        let (resource, caps) = oneshot::pinned_kind(&self.client, &gvk)
-            .await
-            .map_err(|source| TargetError::UnknownKind {
-                api_version: target.api_version.clone(),
-                kind: target.kind.clone(),
-                source,
-            })?;
-        if !caps.subresources.iter().any(|(sub, _)| sub.plural == "scale") {
+        let (resource, caps) =
+            oneshot::pinned_kind(&self.client, &gvk)
+                .await
+                .map_err(|source| TargetError::UnknownKind {
+                    api_version: target.api_version.clone(),
+                    kind: target.kind.clone(),
+                    source,
+                })?;
+        if !caps
+            .subresources
+            .iter()
+            .any(|(sub, _)| sub.plural == "scale")
+        {
             return Err(TargetError::NoScaleSubresource {
                 api_version: target.api_version.clone(),
                 kind: target.kind.clone(),
             });
         }
         let ready = has_ready_replicas(group, &target.kind);
-        self.cache.lock().expect("discovery cache lock poisoned").insert(
-            key,
-            Resolved {
-                resource: resource.clone(),
-                has_ready_replicas: ready,
-                at: Instant::now(),
-            },
-        );
+        self.cache
+            .lock()
+            .expect("discovery cache lock poisoned")
+            .insert(
+                key,
+                Resolved {
+                    resource: resource.clone(),
+                    has_ready_replicas: ready,
+                    at: Instant::now(),
+                },
+            );
         Ok((resource, ready))
     }
 
@@ -188,9 +200,14 @@ impl Targets {
     }
 
     /// Reads the target's scale (and ready replicas where its kind has them).
-    pub async fn read(&self, namespace: &str, target: &ScaleTargetRef) -> Result<Replicas, TargetError> {
+    pub async fn read(
+        &self,
+        namespace: &str,
+        target: &ScaleTargetRef,
+    ) -> Result<Replicas, TargetError> {
         let (resource, ready) = self.resolve(target).await?;
-        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), namespace, &resource);
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), namespace, &resource);
         let scale = api
             .get_scale(&target.name)
             .await
@@ -227,7 +244,8 @@ impl Targets {
         replicas: i32,
     ) -> Result<(), TargetError> {
         let (resource, _) = self.resolve(target).await?;
-        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), namespace, &resource);
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), namespace, &resource);
         api.patch_scale(
             &target.name,
             &PatchParams::default(),

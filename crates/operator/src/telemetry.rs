@@ -9,7 +9,7 @@ use std::{
 };
 
 use prometheus_client::{
-    encoding::{EncodeLabelSet, EncodeLabelValue, text::encode},
+    encoding::{EncodeLabelSet, text::encode},
     metrics::{
         counter::Counter,
         family::Family,
@@ -34,7 +34,7 @@ pub fn init_logging(format: LogFormat, level: &str) {
 }
 
 /// Outcome of one reconcile.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub enum ReconcileResult {
     /// The reconcile ran to the end (whatever it decided).
     Success,
@@ -44,9 +44,20 @@ pub enum ReconcileResult {
     NotLeader,
 }
 
+impl ReconcileResult {
+    /// The label value: `success`, `error` or `not_leader`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReconcileResult::Success => "success",
+            ReconcileResult::Error => "error",
+            ReconcileResult::NotLeader => "not_leader",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
-    result: ReconcileResult,
+    result: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -209,7 +220,9 @@ impl Metrics {
     /// Counts a reconcile and its duration.
     pub fn reconciled(&self, result: ReconcileResult, seconds: f64) {
         self.reconciliations
-            .get_or_create(&ResultLabels { result })
+            .get_or_create(&ResultLabels {
+                result: result.as_str(),
+            })
             .inc();
         self.reconcile_duration.observe(seconds);
     }
@@ -244,14 +257,23 @@ impl Metrics {
     }
 
     /// Records the latest metric value of an AviAutoscaler (or forgets it when `None`).
-    pub fn set_metric_value(&self, object: &ObjectLabels, entity: &str, metric: &str, value: Option<f64>) {
+    pub fn set_metric_value(
+        &self,
+        object: &ObjectLabels,
+        entity: &str,
+        metric: &str,
+        value: Option<f64>,
+    ) {
         let labels = MetricLabels {
             namespace: object.namespace.clone(),
             name: object.name.clone(),
             entity: entity.to_owned(),
             metric: metric.to_owned(),
         };
-        let mut objects = self.objects.lock().expect("metrics bookkeeping lock poisoned");
+        let mut objects = self
+            .objects
+            .lock()
+            .expect("metrics bookkeeping lock poisoned");
         let series = objects.entry(object.clone()).or_default();
         match value {
             Some(v) => {
@@ -300,7 +322,10 @@ impl Metrics {
     /// Drops the per-object series of AviAutoscalers that no longer exist, so deleted objects do
     /// not linger in `/metrics`.
     pub fn retain_objects(&self, exists: impl Fn(&str, &str) -> bool) {
-        let mut objects = self.objects.lock().expect("metrics bookkeeping lock poisoned");
+        let mut objects = self
+            .objects
+            .lock()
+            .expect("metrics bookkeeping lock poisoned");
         objects.retain(|object, series| {
             if exists(&object.namespace, &object.name) {
                 return true;

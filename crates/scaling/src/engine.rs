@@ -621,7 +621,10 @@ impl<'p> Draft<'p> {
             .filter_map(|(i, (m, r))| {
                 let sample = r.as_ref().ok()?;
                 let stale = basis.stale.is_some_and(|s| s[i]);
-                if let Some(kept) = previous.filter(|_| stale).and_then(|f| freshness::basis(f, m)) {
+                if let Some(kept) = previous
+                    .filter(|_| stale)
+                    .and_then(|f| freshness::basis(f, m))
+                {
                     // A stale reading is the value an earlier scale recorded: keep what it
                     // proposed then, not its re-evaluation with the new replica count.
                     return Some(kept.clone());

@@ -60,7 +60,10 @@ pub(crate) fn basis_replicas(record: &FreshnessRecord, metric: &ResolvedMetric) 
 }
 
 /// The value of `metric` the last scale was based on, if it was read then.
-pub(crate) fn basis<'a>(record: &'a FreshnessRecord, metric: &ResolvedMetric) -> Option<&'a BasisSample> {
+pub(crate) fn basis<'a>(
+    record: &'a FreshnessRecord,
+    metric: &ResolvedMetric,
+) -> Option<&'a BasisSample> {
     record
         .samples
         .iter()

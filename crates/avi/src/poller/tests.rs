@@ -293,12 +293,16 @@ async fn a_caller_with_a_short_interval_reads_no_answer_older_than_it_allows() {
     fake.set("web", OPEN, &[4.0]);
     tokio::time::sleep(Duration::from_millis(400)).await;
     // 400 ms old: fine for a caller that allows 500 ms, and for the default tick…
-    let young = core.fetch(&conn(), &[pool("web", OPEN)], Duration::from_millis(500)).await;
+    let young = core
+        .fetch(&conn(), &[pool("web", OPEN)], Duration::from_millis(500))
+        .await;
     assert_eq!(young[0].as_ref().unwrap().value, 3.0);
     assert_eq!(fake.request_count(), 1);
     tokio::time::sleep(Duration::from_millis(200)).await;
     // …but 600 ms is too old for it: it asks again, and the answer serves later callers.
-    let fresh = core.fetch(&conn(), &[pool("web", OPEN)], Duration::from_millis(500)).await;
+    let fresh = core
+        .fetch(&conn(), &[pool("web", OPEN)], Duration::from_millis(500))
+        .await;
     assert_eq!(fresh[0].as_ref().unwrap().value, 4.0);
     assert_eq!(fake.request_count(), 2);
     let shared = core.fetch(&conn(), &[pool("web", OPEN)], TICK).await;
@@ -389,7 +393,9 @@ async fn pool_members_combine_per_query_from_one_request() {
     avg.aggregation = Some(Aggregation::Average);
     let mut max = pool("web", OPEN);
     max.aggregation = Some(Aggregation::Max);
-    let r = core.fetch(&conn(), &[pool("web", OPEN), avg, max], TICK).await;
+    let r = core
+        .fetch(&conn(), &[pool("web", OPEN), avg, max], TICK)
+        .await;
     let values: Vec<(f64, u32)> = r
         .iter()
         .map(|s| {
