@@ -165,6 +165,10 @@ pub struct FreshnessRecord {
     /// The metric values it was based on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub samples: Vec<BasisSample>,
+    /// The recommendation (before stabilization and rate limits) the samples gave: on the same
+    /// samples, a step short of it (cut by a rate policy) may still continue up to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recommendation: Option<i32>,
 }
 
 /// A metric value a scale decision was based on.
@@ -177,4 +181,7 @@ pub struct BasisSample {
     pub metric_id: String,
     /// The value read.
     pub value: f64,
+    /// The replica count this metric proposed from that value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
 }

@@ -94,7 +94,9 @@
 //!
 //! `cache_ttl` must be longer than the spread of one tick's reconciles and shorter than the
 //! shortest polling interval in use. The default, 5 s, is Avi's realtime bucket, so the cache
-//! hides no realtime value, and a third of the default 15 s interval. A pair not asked for two
+//! hides no realtime value, and a third of the default 15 s interval. A caller that polls
+//! faster passes its own bound with [`Poller::fetch_within`] (the operator passes half its
+//! polling interval), so it never reads an answer that was there at its previous poll. A pair not asked for two
 //! of its periods (its autoscaler was deleted or changed) is forgotten; a pair asked only once
 //! is fetched ahead for at most [`PollerSettings::interest_ttl`].
 //!

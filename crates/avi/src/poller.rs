@@ -133,13 +133,29 @@ impl Poller {
 
     /// Reads `queries` from the controller of `conn`: one result per query, in the same order.
     /// Queries of concurrent calls that share the connection, tenant, entity type and realtime
-    /// flag are batched into shared requests (see the module docs).
+    /// flag are batched into shared requests (see the module docs). Answers up to
+    /// [`PollerSettings::cache_ttl`] old are reused.
     pub async fn fetch(
         &self,
         conn: &ConnectionConfig,
         queries: &[MetricQuery],
     ) -> Vec<Result<Sample, Error>> {
-        self.core.fetch(conn, queries).await
+        self.core
+            .fetch(conn, queries, self.core.settings.cache_ttl)
+            .await
+    }
+
+    /// [`fetch`](Self::fetch), reusing only answers at most `max_age` old (capped at
+    /// [`PollerSettings::cache_ttl`]). An autoscaler that polls every `interval` passes less
+    /// than `interval`, so it never reads an answer that was already there at its previous poll.
+    pub async fn fetch_within(
+        &self,
+        conn: &ConnectionConfig,
+        queries: &[MetricQuery],
+        max_age: Duration,
+    ) -> Vec<Result<Sample, Error>> {
+        let max_age = max_age.min(self.core.settings.cache_ttl);
+        self.core.fetch(conn, queries, max_age).await
     }
 
     /// Cumulative counters since the poller was created.
@@ -359,10 +375,12 @@ impl<T: Transport> Core<T> {
         Ok((id, conn))
     }
 
+    /// `max_age` (at most the cache TTL): how old a cached answer may be to serve this call.
     pub(crate) async fn fetch(
         self: &Arc<Self>,
         conn: &ConnectionConfig,
         queries: &[MetricQuery],
+        max_age: Duration,
     ) -> Vec<Result<Sample, Error>> {
         StatsHub::add(&self.stats.queries, queries.len() as u64);
         let (conn_id, transport) = match self.connection(conn) {
@@ -394,7 +412,10 @@ impl<T: Transport> Core<T> {
                     .or_insert_with(|| Entry::new(now));
                 entry.asked(now, tick);
                 let wait = match &entry.state {
-                    EntryState::Ready { outcome, until } if now < *until => {
+                    // An answer cached at `until - tick` is `now - (until - tick)` old.
+                    EntryState::Ready { outcome, until }
+                        if now < *until && now + tick < *until + max_age =>
+                    {
                         StatsHub::add(&self.stats.cache_hits, 1);
                         Wait::Ready(outcome.clone())
                     }

@@ -1,6 +1,6 @@
 //! The command line: `avi-autoscaler <command>`.
 
-use std::path::PathBuf;
+use std::{net::SocketAddr, path::PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -26,6 +26,11 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run the operator: watch AviAutoscalers and scale their targets.
+    ///
+    /// The Kubernetes configuration is found the usual way: $KUBECONFIG (or ~/.kube/config),
+    /// then the in-cluster service account.
+    Run(RunArgs),
     /// Print the AviAutoscaler CustomResourceDefinition as YAML (apply it with kubectl apply -f -).
     Crd,
     /// Replay a scenario through the scaling engine on a virtual clock.
@@ -62,4 +67,109 @@ pub enum Format {
     Json,
     /// An SVG chart.
     Svg,
+}
+
+/// Log output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Options of `avi-autoscaler run`.
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Watch only these namespaces (repeat the flag or separate with commas); all namespaces
+    /// when omitted.
+    #[arg(
+        long = "namespace",
+        value_name = "NS",
+        value_delimiter = ',',
+        env = "AVI_AUTOSCALER_NAMESPACES"
+    )]
+    pub namespaces: Vec<String>,
+
+    /// Address of the Prometheus `/metrics` endpoint.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "0.0.0.0:8080",
+        env = "AVI_AUTOSCALER_METRICS_BIND"
+    )]
+    pub metrics_bind: SocketAddr,
+
+    /// Address of the `/healthz` and `/readyz` endpoints (may equal --metrics-bind).
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "0.0.0.0:8081",
+        env = "AVI_AUTOSCALER_HEALTH_BIND"
+    )]
+    pub health_bind: SocketAddr,
+
+    /// Elect a leader through a Lease, so that of several replicas exactly one scales.
+    #[arg(long, env = "AVI_AUTOSCALER_LEADER_ELECTION")]
+    pub leader_election: bool,
+
+    /// Namespace of the Lease (the operator's own namespace).
+    #[arg(
+        long,
+        value_name = "NS",
+        env = "POD_NAMESPACE",
+        default_value = "default"
+    )]
+    pub lease_namespace: String,
+
+    /// Name of the Lease.
+    #[arg(long, value_name = "NAME", default_value = "avi-autoscaler")]
+    pub lease_name: String,
+
+    /// Seconds a lease stays valid without renewal: a standby takes over within this time
+    /// after the leader dies.
+    #[arg(long, value_name = "SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=300))]
+    pub lease_duration_seconds: u64,
+
+    /// Seconds before expiry at which the leader renews the lease.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=299))]
+    pub lease_renew_grace_seconds: u64,
+
+    /// Identity of this replica in the Lease and in Events; defaults to $POD_NAME, then the host
+    /// name.
+    #[arg(long, value_name = "ID", env = "POD_NAME")]
+    pub identity: Option<String>,
+
+    /// How many AviAutoscalers are reconciled at the same time.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: u16,
+
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "AVI_AUTOSCALER_LOG_FORMAT")]
+    pub log_format: LogFormat,
+
+    /// Log level or filter (`info`, `debug`, `avi_autoscaler=debug,kube=info`); RUST_LOG wins.
+    #[arg(
+        long,
+        value_name = "FILTER",
+        default_value = "info",
+        env = "AVI_AUTOSCALER_LOG_LEVEL"
+    )]
+    pub log_level: String,
+}
+
+impl RunArgs {
+    /// This replica's identity.
+    pub fn identity(&self) -> String {
+        self.identity
+            .clone()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| {
+                std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .map(|h| h.trim().to_owned())
+                    .ok()
+                    .filter(|h| !h.is_empty())
+                    .unwrap_or_else(|| format!("avi-autoscaler-{}", std::process::id()))
+            })
+    }
 }

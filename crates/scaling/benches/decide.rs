@@ -73,8 +73,10 @@ fn full_status(spec: &AviAutoscalerSpec) -> AviAutoscalerStatus {
                 entity: m.entity.clone(),
                 metric_id: m.metric_id.clone(),
                 value: 9000.0,
+                replicas: Some(50),
             })
             .collect(),
+        recommendation: Some(50),
     };
     AviAutoscalerStatus {
         recommendations,

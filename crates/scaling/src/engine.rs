@@ -85,6 +85,16 @@ struct Poll<'a> {
     fallback: Option<ResolvedFallback>,
 }
 
+/// What a scale was based on, for the freshness record.
+struct Basis<'a> {
+    readings: &'a [Result<Sample, Failure>],
+    /// Which readings were stale (`None`: the min/max prechecks, which read no metric).
+    stale: Option<&'a [bool]>,
+    has_new_information: bool,
+    /// The recommendation before stabilization and rate limits.
+    recommendation: i32,
+}
+
 /// The decision while it is being made.
 struct Draft<'p> {
     previous: &'p AviAutoscalerStatus,
@@ -249,12 +259,18 @@ impl<'p> Draft<'p> {
                     "Current number of replicas below Spec.MinReplicas",
                 )
             };
+            let basis = Basis {
+                readings: &readings,
+                stale: None,
+                has_new_information: true,
+                recommendation: replicas,
+            };
             self.scale_to(
                 spec,
                 current,
                 replicas,
                 reason.to_owned(),
-                &readings,
+                &basis,
                 &mut scale_events,
             );
         } else {
@@ -304,11 +320,10 @@ impl<'p> Draft<'p> {
         // recommendation forward. Without a fresh sample no step goes further in the direction
         // of the last scale, whatever carries it.
         let step_on_stale_data = !poll.has_new_information
-            && self
-                .previous
-                .freshness
-                .as_ref()
-                .is_some_and(|f| goes(f.direction, current, n.replicas));
+            && self.previous.freshness.as_ref().is_some_and(|f| {
+                let limit = freshness::limit(f.direction, current, f.recommendation);
+                goes(f.direction, limit, n.replicas)
+            });
         let decided = if step_on_stale_data {
             current
         } else {
@@ -347,7 +362,13 @@ impl<'p> Draft<'p> {
         if decided != current {
             let reason =
                 self.rescale_reason(spec, current, replicas, decided, winner, poll.fallback);
-            self.scale_to(spec, current, decided, reason, poll.readings, scale_events);
+            let basis = Basis {
+                readings: poll.readings,
+                stale: Some(poll.stale),
+                has_new_information: poll.has_new_information,
+                recommendation: unheld,
+            };
+            self.scale_to(spec, current, decided, reason, &basis, scale_events);
         }
     }
 
@@ -376,7 +397,14 @@ impl<'p> Draft<'p> {
                     .freshness
                     .as_ref()
                     .filter(|_| stale)
-                    .map(|f| freshness::hold(f.direction, proposed, target.spec_replicas))
+                    .map(|f| {
+                        freshness::hold(
+                            f.direction,
+                            proposed,
+                            target.spec_replicas,
+                            freshness::basis_replicas(f, metric),
+                        )
+                    })
                     .filter(|&h| h != proposed);
                 MetricProposal {
                     metric: description,
@@ -533,7 +561,7 @@ impl<'p> Draft<'p> {
         current: i32,
         replicas: i32,
         reason: String,
-        readings: &[Result<Sample, Failure>],
+        basis: &Basis<'_>,
         scale_events: &mut ScaleEvents,
     ) {
         let now = self.now;
@@ -545,26 +573,12 @@ impl<'p> Draft<'p> {
         self.desired = replicas;
         self.status.desired_replicas = replicas;
         self.status.last_scale_time = Some(time_at(now));
-        self.status.freshness = Some(FreshnessRecord {
-            time: time_at(now),
-            direction: if replicas > current {
-                ScaleDirection::Up
-            } else {
-                ScaleDirection::Down
-            },
-            samples: spec
-                .metrics
-                .iter()
-                .zip(readings)
-                .filter_map(|(m, r)| {
-                    r.as_ref().ok().map(|s| BasisSample {
-                        entity: m.entity.clone(),
-                        metric_id: m.metric_id.clone(),
-                        value: s.value,
-                    })
-                })
-                .collect(),
-        });
+        let direction = if replicas > current {
+            ScaleDirection::Up
+        } else {
+            ScaleDirection::Down
+        };
+        self.status.freshness = Some(self.freshness_record(spec, direction, basis));
         self.conditions.set(
             ConditionType::AbleToScale,
             true,
@@ -580,6 +594,56 @@ impl<'p> Draft<'p> {
             reason,
             events_before,
         });
+    }
+
+    /// What the freshness rule remembers of a scale in `direction` made on `basis`. A scale on
+    /// no new information continues the previous one: it keeps that record, whose time starts
+    /// the period after which the same values count as a new bucket.
+    fn freshness_record(
+        &self,
+        spec: &ResolvedSpec,
+        direction: ScaleDirection,
+        basis: &Basis<'_>,
+    ) -> FreshnessRecord {
+        let previous = self
+            .previous
+            .freshness
+            .as_ref()
+            .filter(|f| f.direction == direction);
+        if let Some(previous) = previous.filter(|_| !basis.has_new_information) {
+            return previous.clone();
+        }
+        let samples = spec
+            .metrics
+            .iter()
+            .zip(basis.readings)
+            .enumerate()
+            .filter_map(|(i, (m, r))| {
+                let sample = r.as_ref().ok()?;
+                let stale = basis.stale.is_some_and(|s| s[i]);
+                if let Some(kept) = previous
+                    .filter(|_| stale)
+                    .and_then(|f| freshness::basis(f, m))
+                {
+                    // A stale reading is the value an earlier scale recorded: keep what it
+                    // proposed then, not its re-evaluation with the new replica count.
+                    return Some(kept.clone());
+                }
+                let proposal = self.proposals.get(i);
+                Some(BasisSample {
+                    entity: m.entity.clone(),
+                    metric_id: m.metric_id.clone(),
+                    value: sample.value,
+                    replicas: proposal.and_then(|p| p.held_from.or(p.replicas)),
+                })
+            })
+            .collect();
+        FreshnessRecord {
+            time: time_at(self.now),
+            direction,
+            samples,
+            recommendation: Some(basis.recommendation),
+        }
     }
 
     /// Sets Ready from the health, adds the events of a Ready transition, and assembles the

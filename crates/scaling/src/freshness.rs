@@ -9,22 +9,26 @@
 //!
 //! The rule: after a scale, a metric whose value is the one the scale was based on, read less
 //! than one aggregation period after the scale, is *stale*, and a stale metric cannot push the
-//! replica count further in the direction of that scale: its proposal is held at the current
-//! count. Without any fresh sample no step goes further in that direction at all (the legacy
-//! path's window could otherwise carry an older, higher recommendation forward; the engine checks
-//! this after normalization). Stale metrics still count in the other direction. A metric becomes
-//! fresh when its value differs from the recorded one, or when it is read a full aggregation
-//! period after the scale (a new bucket that happens to have the same value).
+//! replica count further in the direction of that scale than it proposed when the scale was
+//! made: its proposal is held at the larger (scaling up; the smaller scaling down) of the
+//! current count and that recorded proposal. So a `Value` target cannot multiply an old ratio by
+//! the new replica count, while a step that a rate policy cut short still completes on the next
+//! poll (an `AverageValue` proposal on the same value is the same). Without any fresh sample no
+//! step goes further in that direction than the recommendation the scale was made for (the
+//! legacy path's window could otherwise carry an older, higher recommendation forward; the
+//! engine checks this after normalization). Stale metrics still count in the other direction. A
+//! metric becomes fresh when its value differs from the recorded one, or when it is read a full
+//! aggregation period after the scale (a new bucket that happens to have the same value).
 //!
-//! What the rule needs is `status.freshness`: the time and direction of the last scale and the
-//! values it was based on. An object without it (new, or from before the rule) is not held back.
+//! What the rule needs is `status.freshness`: the time and direction of the last scale, the
+//! values it was based on with what each proposed, and the recommendation they gave. A further
+//! scale on the same stale values keeps that record (time included), so the period is counted
+//! from the scale that first read them. An object without it (new, or from before the rule) is
+//! not held back; a record without proposals (from an older version) holds at the current count.
 //!
 //! Limits:
 //! * Without timestamps a new bucket with exactly the same value is recognised only by time,
 //!   one full period after the scale, even if the bucket changed sooner.
-//! * A step limited by a rate policy (or the legacy max(2 × current, 4) cap) continues on the
-//!   next bucket, not on the next poll: with 300-second buckets, growth beyond one policy step
-//!   takes one bucket per step. Wider policies or realtime metrics avoid the wait.
 //! * With several metrics, a step in the held direction is driven only by fresh metrics.
 //! * A poll whose combined proposal the rule changed records no recommendation, so the
 //!   stabilization windows see the value as it was first evaluated, not its stale re-readings.
@@ -50,19 +54,43 @@ pub(crate) fn fresh_from(record: &FreshnessRecord, metric: &ResolvedMetric) -> S
     secs(&record.time).saturating_add(period)
 }
 
+/// What `metric` proposed when the last scale was made, if it was read then.
+pub(crate) fn basis_replicas(record: &FreshnessRecord, metric: &ResolvedMetric) -> Option<i32> {
+    basis(record, metric).and_then(|b| b.replicas)
+}
+
 /// The value of `metric` the last scale was based on, if it was read then.
-fn basis<'a>(record: &'a FreshnessRecord, metric: &ResolvedMetric) -> Option<&'a BasisSample> {
+pub(crate) fn basis<'a>(
+    record: &'a FreshnessRecord,
+    metric: &ResolvedMetric,
+) -> Option<&'a BasisSample> {
     record
         .samples
         .iter()
         .find(|b| b.entity == metric.entity && b.metric_id == metric.metric_id)
 }
 
-/// A stale proposal, held at `current` in `direction`.
-pub(crate) fn hold(direction: ScaleDirection, proposal: i32, current: i32) -> i32 {
+/// The furthest a stale reading may go in `direction`: what it proposed when the scale was
+/// made, or the current count if that went less far (or is unknown).
+pub(crate) fn limit(direction: ScaleDirection, current: i32, recorded: Option<i32>) -> i32 {
+    let recorded = recorded.unwrap_or(current);
     match direction {
-        ScaleDirection::Up => proposal.min(current),
-        ScaleDirection::Down => proposal.max(current),
+        ScaleDirection::Up => current.max(recorded),
+        ScaleDirection::Down => current.min(recorded),
+    }
+}
+
+/// A stale proposal, held in `direction` at [`limit`].
+pub(crate) fn hold(
+    direction: ScaleDirection,
+    proposal: i32,
+    current: i32,
+    recorded: Option<i32>,
+) -> i32 {
+    let limit = limit(direction, current, recorded);
+    match direction {
+        ScaleDirection::Up => proposal.min(limit),
+        ScaleDirection::Down => proposal.max(limit),
     }
 }
 
@@ -96,7 +124,9 @@ mod tests {
                 entity: metric(false).entity,
                 metric_id: metric(false).metric_id,
                 value,
+                replicas: Some(2),
             }],
+            recommendation: Some(2),
         }
     }
 
@@ -135,11 +165,22 @@ mod tests {
     }
 
     #[rstest]
-    #[case(ScaleDirection::Up, 7, 3, 3)]
-    #[case(ScaleDirection::Up, 2, 3, 2)]
-    #[case(ScaleDirection::Down, 1, 3, 3)]
-    #[case(ScaleDirection::Down, 5, 3, 5)]
-    fn holding(#[case] d: ScaleDirection, #[case] p: i32, #[case] current: i32, #[case] held: i32) {
-        assert_eq!(hold(d, p, current), held);
+    #[case::up_beyond_current(ScaleDirection::Up, 7, 3, None, 3)]
+    #[case::up_below_current(ScaleDirection::Up, 2, 3, None, 2)]
+    #[case::down_beyond_current(ScaleDirection::Down, 1, 3, None, 3)]
+    #[case::down_above_current(ScaleDirection::Down, 5, 3, None, 5)]
+    #[case::up_to_the_recorded_proposal(ScaleDirection::Up, 5, 4, Some(5), 5)]
+    #[case::up_not_past_the_recorded_proposal(ScaleDirection::Up, 8, 4, Some(5), 5)]
+    #[case::up_recorded_below_current(ScaleDirection::Up, 8, 4, Some(3), 4)]
+    #[case::down_to_the_recorded_proposal(ScaleDirection::Down, 1, 4, Some(2), 2)]
+    #[case::down_recorded_above_current(ScaleDirection::Down, 1, 4, Some(6), 4)]
+    fn holding(
+        #[case] d: ScaleDirection,
+        #[case] p: i32,
+        #[case] current: i32,
+        #[case] recorded: Option<i32>,
+        #[case] held: i32,
+    ) {
+        assert_eq!(hold(d, p, current, recorded), held);
     }
 }

@@ -144,16 +144,34 @@ fn the_freshness_rule_holds_only_the_direction_of_the_last_scale() {
 }
 
 #[test]
-fn the_freshness_rule_holds_a_rate_limited_continuation_until_the_next_bucket() {
-    // AverageValue, 1000 connections: 1 → 4 (legacy cap), then 5 waits for the next bucket.
+fn a_rate_limited_step_completes_on_the_same_bucket_but_goes_no_further() {
+    // AverageValue, 1000 connections: 1 → 4 (legacy cap), then on to the recommendation 5 it
+    // was made for at the next poll, as the HorizontalPodAutoscaler would: re-reading the same
+    // value is no new information, but finishing the step it asked for is not a second step.
     let mut l = Loop::new(spec(json!({})), 1);
+    let first = l.poll(vec![sample(1000.0, 0)], 0);
+    assert_eq!(l.replicas(), 4);
+    let record = first.status.freshness.clone().unwrap();
+    assert_eq!(record.recommendation, Some(5));
+    assert_eq!(record.samples[0].replicas, Some(5));
+    let d = l.poll(vec![sample(1000.0, 15)], 15);
+    assert_eq!((d.scale, d.desired_replicas), (true, 5));
+    // The continuation keeps the record of the scale that first read the value.
+    assert_eq!(d.status.freshness, Some(record));
+
+    // A Value target on a sum, capped the same way, completes its step but never multiplies the
+    // stale ratio by the new replica count: 1000/200 on 1 ready pod asks for 5, capped at 4;
+    // at 4 ready pods the same value would ask for 20.
+    let s = spec(json!({"metrics": [metric("Value", 200.0)], "maxReplicas": 20}));
+    let mut l = Loop::new(s, 1);
     l.poll(vec![sample(1000.0, 0)], 0);
     assert_eq!(l.replicas(), 4);
     let d = l.poll(vec![sample(1000.0, 15)], 15);
-    assert!(!d.scale);
-    assert_eq!(reason(&d, AbleToScale), is("True", "WaitingForFreshSample"));
-    let d = l.poll(vec![sample(1000.0, 300)], 300);
     assert_eq!((d.scale, d.desired_replicas), (true, 5));
+    assert_eq!(d.proposals[0].held_from, Some(20));
+    let d = l.poll(vec![sample(1000.0, 30)], 30);
+    assert!(!d.scale, "stepped past the recommendation on a stale value");
+    assert_eq!(reason(&d, AbleToScale), is("True", "WaitingForFreshSample"));
 }
 
 #[test]

@@ -171,6 +171,8 @@ fn pool(name: &str, metric: &str) -> MetricQuery {
 }
 
 const OPEN: &str = "l4_server.avg_open_conns";
+/// The default cache TTL: the most a cached answer may be reused for.
+const TICK: Duration = Duration::from_secs(5);
 
 /// Runs one fetch per query concurrently, as autoscalers reconciling in the same moment do.
 async fn fetch_all(
@@ -181,7 +183,7 @@ async fn fetch_all(
         .into_iter()
         .map(|q| {
             let core = core.clone();
-            tokio::spawn(async move { core.fetch(&conn(), &[q]).await.remove(0) })
+            tokio::spawn(async move { core.fetch(&conn(), &[q], TICK).await.remove(0) })
         })
         .collect();
     let mut out = Vec::new();
@@ -247,7 +249,7 @@ async fn callers_wait_on_the_request_in_flight() {
     let core = core(&fake, settings(50));
     let first = tokio::spawn({
         let core = core.clone();
-        async move { core.fetch(&conn(), &[pool("web", OPEN)]).await }
+        async move { core.fetch(&conn(), &[pool("web", OPEN)], TICK).await }
     });
     // Wait (on the paused clock) until the request is on its way, then ask again.
     while fake.request_count() == 0 {
@@ -255,7 +257,7 @@ async fn callers_wait_on_the_request_in_flight() {
     }
     let second = tokio::spawn({
         let core = core.clone();
-        async move { core.fetch(&conn(), &[pool("web", OPEN)]).await }
+        async move { core.fetch(&conn(), &[pool("web", OPEN)], TICK).await }
     });
     tokio::task::yield_now().await;
     gate.add_permits(10);
@@ -270,15 +272,41 @@ async fn answers_are_cached_for_the_tick_only() {
     let fake = Fake::default();
     fake.set("web", OPEN, &[3.0]);
     let core = core(&fake, settings(50));
-    core.fetch(&conn(), &[pool("web", OPEN)]).await;
+    core.fetch(&conn(), &[pool("web", OPEN)], TICK).await;
     fake.set("web", OPEN, &[4.0]);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let cached = core.fetch(&conn(), &[pool("web", OPEN)]).await;
+    let cached = core.fetch(&conn(), &[pool("web", OPEN)], TICK).await;
     assert_eq!(cached[0].as_ref().unwrap().value, 3.0);
     assert_eq!(fake.request_count(), 1);
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let fresh = core.fetch(&conn(), &[pool("web", OPEN)]).await;
+    let fresh = core.fetch(&conn(), &[pool("web", OPEN)], TICK).await;
     assert_eq!(fresh[0].as_ref().unwrap().value, 4.0);
+    assert_eq!(fake.request_count(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_caller_with_a_short_interval_reads_no_answer_older_than_it_allows() {
+    let fake = Fake::default();
+    fake.set("web", OPEN, &[3.0]);
+    let core = core(&fake, settings(50));
+    core.fetch(&conn(), &[pool("web", OPEN)], TICK).await;
+    fake.set("web", OPEN, &[4.0]);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // 400 ms old: fine for a caller that allows 500 ms, and for the default tick…
+    let young = core
+        .fetch(&conn(), &[pool("web", OPEN)], Duration::from_millis(500))
+        .await;
+    assert_eq!(young[0].as_ref().unwrap().value, 3.0);
+    assert_eq!(fake.request_count(), 1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // …but 600 ms is too old for it: it asks again, and the answer serves later callers.
+    let fresh = core
+        .fetch(&conn(), &[pool("web", OPEN)], Duration::from_millis(500))
+        .await;
+    assert_eq!(fresh[0].as_ref().unwrap().value, 4.0);
+    assert_eq!(fake.request_count(), 2);
+    let shared = core.fetch(&conn(), &[pool("web", OPEN)], TICK).await;
+    assert_eq!(shared[0].as_ref().unwrap().value, 4.0);
     assert_eq!(fake.request_count(), 2);
 }
 
@@ -321,7 +349,7 @@ async fn later_ticks_prefetch_what_earlier_ticks_asked_even_when_callers_trickle
         tokio::time::sleep(Duration::from_secs(15)).await;
         let before = fake.request_count();
         for name in &names {
-            let r = core.fetch(&conn(), &[pool(name, OPEN)]).await;
+            let r = core.fetch(&conn(), &[pool(name, OPEN)], TICK).await;
             assert!(r[0].is_ok(), "tick {tick}: {r:?}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -365,7 +393,9 @@ async fn pool_members_combine_per_query_from_one_request() {
     avg.aggregation = Some(Aggregation::Average);
     let mut max = pool("web", OPEN);
     max.aggregation = Some(Aggregation::Max);
-    let r = core.fetch(&conn(), &[pool("web", OPEN), avg, max]).await;
+    let r = core
+        .fetch(&conn(), &[pool("web", OPEN), avg, max], TICK)
+        .await;
     let values: Vec<(f64, u32)> = r
         .iter()
         .map(|s| {
@@ -400,6 +430,7 @@ async fn absent_pairs_are_unknown_entity_unknown_metric_or_no_data() {
                 pool("api", OPEN),
                 pool("web", "l4_server.avg_pool_complete_conns"),
             ],
+            TICK,
         )
         .await;
     assert!(r[0].is_ok());
@@ -468,7 +499,7 @@ async fn nan_and_infinite_members_are_no_data() {
     fake.set("b", OPEN, &[f64::INFINITY]);
     let core = core(&fake, settings(50));
     let r = core
-        .fetch(&conn(), &[pool("a", OPEN), pool("b", OPEN)])
+        .fetch(&conn(), &[pool("a", OPEN), pool("b", OPEN)], TICK)
         .await;
     assert!(r[0].as_ref().unwrap_err().is_no_data());
     assert!(

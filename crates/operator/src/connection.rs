@@ -1,0 +1,202 @@
+//! The Avi connection of an AviAutoscaler, built from `spec.controller` and its Secrets.
+//!
+//! Secrets are read only from the AviAutoscaler's own namespace, with `get` (never list or
+//! watch: the operator needs no cluster-wide view of Secrets). Each Secret is cached for
+//! [`SECRET_TTL`], so a thousand autoscalers sharing one Secret cost one read per TTL; a changed
+//! Secret is picked up within the TTL, and at once after the controller refuses the
+//! credentials (the cache entry is dropped on an auth failure).
+
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use api::{AviAutoscalerSpec, SecretKeyRef};
+use avi::{ConnectionConfig, Credentials};
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, Client};
+
+/// How long a Secret read is reused.
+pub const SECRET_TTL: Duration = Duration::from_secs(30);
+
+/// Why no connection could be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionError {
+    /// The Secret does not exist.
+    #[error("Secret {namespace}/{name} not found")]
+    SecretNotFound {
+        /// Namespace of the Secret.
+        namespace: String,
+        /// Name of the Secret.
+        name: String,
+    },
+    /// The Secret lacks a key.
+    #[error("Secret {namespace}/{name} has no key {key:?}")]
+    MissingKey {
+        /// Namespace of the Secret.
+        namespace: String,
+        /// Name of the Secret.
+        name: String,
+        /// The missing key.
+        key: String,
+    },
+    /// Reading the Secret failed.
+    #[error("reading Secret {namespace}/{name}")]
+    Read {
+        /// Namespace of the Secret.
+        namespace: String,
+        /// Name of the Secret.
+        name: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// `spec.controller` cannot be turned into a connection (only possible when the CRD
+    /// schema was bypassed, e.g. an endpoint that is not an https URL).
+    #[error("spec.controller")]
+    Config(#[source] avi::Error),
+}
+
+impl ConnectionError {
+    /// The condition reason for this error.
+    pub fn reason(&self) -> api::Reason {
+        match self {
+            ConnectionError::SecretNotFound { .. } | ConnectionError::MissingKey { .. } => {
+                api::Reason::SecretNotFound
+            }
+            ConnectionError::Read { .. } => api::Reason::SecretNotFound,
+            ConnectionError::Config(_) => api::Reason::InvalidSpec,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct CachedSecret {
+    data: std::collections::BTreeMap<String, k8s_openapi::ByteString>,
+    at: Instant,
+}
+
+/// Builds connections, caching Secret reads.
+pub struct Connections {
+    client: Client,
+    secrets: Mutex<HashMap<(String, String), CachedSecret>>,
+}
+
+impl Connections {
+    /// A connection builder reading Secrets with `client`.
+    pub fn new(client: Client) -> Self {
+        Connections {
+            client,
+            secrets: Mutex::default(),
+        }
+    }
+
+    async fn secret(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<std::collections::BTreeMap<String, k8s_openapi::ByteString>, ConnectionError> {
+        let key = (namespace.to_owned(), name.to_owned());
+        if let Some(c) = self
+            .secrets
+            .lock()
+            .expect("secret cache lock poisoned")
+            .get(&key)
+            && c.at.elapsed() < SECRET_TTL
+        {
+            return Ok(c.data.clone());
+        }
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let secret = api
+            .get_opt(name)
+            .await
+            .map_err(|source| ConnectionError::Read {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+                source,
+            })?;
+        let Some(secret) = secret else {
+            self.forget(namespace, name);
+            return Err(ConnectionError::SecretNotFound {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+            });
+        };
+        let data = secret.data.unwrap_or_default();
+        self.secrets
+            .lock()
+            .expect("secret cache lock poisoned")
+            .insert(
+                key,
+                CachedSecret {
+                    data: data.clone(),
+                    at: Instant::now(),
+                },
+            );
+        Ok(data)
+    }
+
+    /// Forgets a cached Secret, so the next reconcile reads it again.
+    pub fn forget(&self, namespace: &str, name: &str) {
+        self.secrets
+            .lock()
+            .expect("secret cache lock poisoned")
+            .remove(&(namespace.to_owned(), name.to_owned()));
+    }
+
+    /// Forgets every Secret an AviAutoscaler uses (after the controller refused them).
+    pub fn forget_for(&self, namespace: &str, spec: &AviAutoscalerSpec) {
+        self.forget(namespace, &spec.controller.credentials_secret_ref.name);
+        if let Some(ca) = spec
+            .controller
+            .tls
+            .as_ref()
+            .and_then(|t| t.ca_secret_ref.as_ref())
+        {
+            self.forget(namespace, &ca.name);
+        }
+    }
+
+    fn key(
+        data: &std::collections::BTreeMap<String, k8s_openapi::ByteString>,
+        namespace: &str,
+        name: &str,
+        key: &str,
+    ) -> Result<Vec<u8>, ConnectionError> {
+        data.get(key)
+            .map(|b| b.0.clone())
+            .ok_or_else(|| ConnectionError::MissingKey {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+                key: key.to_owned(),
+            })
+    }
+
+    /// The connection of an AviAutoscaler in `namespace`.
+    pub async fn build(
+        &self,
+        namespace: &str,
+        spec: &AviAutoscalerSpec,
+    ) -> Result<ConnectionConfig, ConnectionError> {
+        let c = &spec.controller;
+        let secret_name = &c.credentials_secret_ref.name;
+        let data = self.secret(namespace, secret_name).await?;
+        let username = Self::key(&data, namespace, secret_name, "username")?;
+        let password = Self::key(&data, namespace, secret_name, "password")?;
+        let extra_ca_pem = match c.tls.as_ref().and_then(|t| t.ca_secret_ref.as_ref()) {
+            Some(SecretKeyRef { name, key }) => {
+                let ca = self.secret(namespace, name).await?;
+                Some(Self::key(&ca, namespace, name, key)?)
+            }
+            None => None,
+        };
+        let credentials = Credentials::new(
+            String::from_utf8_lossy(&username).trim().to_owned(),
+            String::from_utf8_lossy(&password)
+                .trim_end_matches(['\r', '\n'])
+                .to_owned(),
+        );
+        ConnectionConfig::from_spec(c, credentials, extra_ca_pem).map_err(ConnectionError::Config)
+    }
+}

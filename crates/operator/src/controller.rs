@@ -1,0 +1,426 @@
+//! The reconcile loop: one AviAutoscaler per call, following DESIGN.md's data flow.
+//!
+//! gather inputs (connection, samples, the target's scale) → `scaling::decide` → PATCH `/scale`
+//! only when the count changes → apply `/status` only when it changed → Events → requeue at the
+//! next polling tick.
+//!
+//! Ticks are aligned to wall-clock multiples of `pollingIntervalSeconds`, so autoscalers with
+//! the same interval poll in the same moment and the Avi poller batches them into one request
+//! per controller, tenant and entity type. Failures that are not about Avi (the API server
+//! refused a write) back off exponentially per object up to [`MAX_BACKOFF`] and reset on success.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use api::{AviAutoscaler, AviAutoscalerSpec, ResolvedSpec, k8s::jiff::Timestamp};
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{Patch, PatchParams},
+    runtime::{controller::Action, reflector::ObjectRef},
+};
+use serde_json::json;
+use tracing::{debug, info, instrument, warn};
+
+use crate::{
+    connection::Connections,
+    events::{Events, Outgoing},
+    leader::Leadership,
+    target::Targets,
+    telemetry::{Metrics, ObjectLabels, ReconcileResult},
+};
+
+/// The field manager of every write the operator makes.
+pub const FIELD_MANAGER: &str = "avi-autoscaler";
+/// The first retry after a failed reconcile…
+pub const MIN_BACKOFF: Duration = Duration::from_secs(1);
+/// …doubling up to this cap.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// An invalid spec is looked at again after this long even without a change (the schema may
+/// have been bypassed by a stored object that a newer operator version reads differently).
+pub const INVALID_SPEC_RECHECK: Duration = Duration::from_secs(600);
+
+/// Everything a reconcile needs; one per process.
+pub struct Context {
+    /// Kubernetes client.
+    pub client: kube::Client,
+    /// The Avi poller (batched, cached per tick).
+    pub poller: avi::Poller,
+    /// Connections built from Secrets.
+    pub connections: Connections,
+    /// Scale targets.
+    pub targets: Targets,
+    /// Event publisher.
+    pub events: Events,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Whether this replica may write.
+    pub leadership: Leadership,
+    /// Consecutive failures per object, for the backoff.
+    pub failures: Mutex<HashMap<ObjectRef<AviAutoscaler>, u32>>,
+}
+
+/// A reconcile that could not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The object has no namespace (impossible for a namespaced kind; kept for safety).
+    #[error("AviAutoscaler {0} has no namespace")]
+    NoNamespace(String),
+    /// Writing status failed.
+    #[error("updating the status of AviAutoscaler {namespace}/{name}")]
+    PatchStatus {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Writing the target's scale failed (the status says so too).
+    #[error("updating the scale of the target of AviAutoscaler {namespace}/{name}")]
+    PatchScale {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// The cause.
+        #[source]
+        source: crate::target::TargetError,
+    },
+}
+
+impl Error {
+    /// A fixed, low-cardinality name for metrics and logs.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::NoNamespace(_) => "no_namespace",
+            Error::PatchStatus { .. } => "patch_status",
+            Error::PatchScale { .. } => "patch_scale",
+        }
+    }
+}
+
+/// The delay until the next tick: the next wall-clock multiple of `interval`.
+pub fn until_next_tick(now: Timestamp, interval: Duration) -> Duration {
+    let interval_ms = interval.as_millis().max(1) as i128;
+    let now_ms = now.as_millisecond() as i128;
+    let next = (now_ms / interval_ms + 1) * interval_ms;
+    Duration::from_millis((next - now_ms).clamp(1, i128::from(u32::MAX)) as u64)
+}
+
+fn queries(spec: &ResolvedSpec) -> Vec<avi::MetricQuery> {
+    spec.metrics
+        .iter()
+        .map(avi::MetricQuery::from_metric)
+        .collect()
+}
+
+/// Reads the metrics of `spec`: one result per metric.
+async fn fetch_samples(
+    ctx: &Context,
+    namespace: &str,
+    spec: &AviAutoscalerSpec,
+    resolved: &ResolvedSpec,
+) -> Vec<Result<scaling::Sample, scaling::Failure>> {
+    let n = resolved.metrics.len();
+    let conn = match ctx.connections.build(namespace, spec).await {
+        Ok(c) => c,
+        Err(e) => {
+            let failure = scaling::Failure {
+                reason: e.reason(),
+                message: crate::error_chain(&e),
+            };
+            return vec![Err(failure); n];
+        }
+    };
+    // Half the polling interval: never an answer that was already there at the previous poll.
+    let max_age = resolved.polling_interval / 2;
+    let results = ctx
+        .poller
+        .fetch_within(&conn, &queries(resolved), max_age)
+        .await;
+    if results
+        .iter()
+        .any(|r| r.as_ref().is_err_and(avi::Error::is_unauthorized))
+    {
+        // The Secret may have been fixed since it was cached.
+        ctx.connections.forget_for(namespace, spec);
+    }
+    results
+        .into_iter()
+        .map(|r| match r {
+            Ok(s) => Ok(scaling::Sample {
+                value: s.value,
+                series: s.series,
+                read_at: s.read_at,
+            }),
+            Err(e) => Err(scaling::Failure {
+                reason: e.reason(),
+                message: crate::error_chain(&e),
+            }),
+        })
+        .collect()
+}
+
+/// Reconciles one AviAutoscaler.
+#[instrument(skip_all, fields(namespace = obj.namespace().unwrap_or_default(), name = obj.name_any()))]
+pub async fn reconcile(obj: Arc<AviAutoscaler>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let result = reconcile_inner(&obj, &ctx).await;
+    let outcome = match &result {
+        Ok(Some(_)) => ReconcileResult::Success,
+        Ok(None) => ReconcileResult::NotLeader,
+        Err(_) => ReconcileResult::Error,
+    };
+    ctx.metrics
+        .reconciled(outcome, started.elapsed().as_secs_f64());
+    match result {
+        Ok(action) => {
+            ctx.failures
+                .lock()
+                .expect("backoff lock poisoned")
+                .remove(&ObjectRef::from(obj.as_ref()));
+            Ok(action.unwrap_or_else(|| {
+                let interval = obj.spec.polling_interval_seconds.clamp(1, 3600) as u64;
+                Action::requeue(until_next_tick(
+                    Timestamp::now(),
+                    Duration::from_secs(interval),
+                ))
+            }))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `Ok(None)`: skipped because this replica does not lead.
+async fn reconcile_inner(obj: &AviAutoscaler, ctx: &Context) -> Result<Option<Action>, Error> {
+    if !ctx.leadership.is_leader() {
+        debug!("not the leader: skipping");
+        return Ok(None);
+    }
+    let namespace = obj
+        .namespace()
+        .ok_or_else(|| Error::NoNamespace(obj.name_any()))?;
+    let name = obj.name_any();
+    let labels = ObjectLabels {
+        namespace: namespace.clone(),
+        name: name.clone(),
+    };
+    let resolved = obj.spec.resolve();
+
+    // Gather the inputs: samples, then the target's scale (read last, so the decision sees the
+    // freshest replica count).
+    let samples = match &resolved {
+        Ok(r) => fetch_samples(ctx, &namespace, &obj.spec, r).await,
+        Err(_) => Vec::new(),
+    };
+    let target = ctx
+        .targets
+        .read(&namespace, &obj.spec.scale_target_ref)
+        .await
+        .map(|r| scaling::TargetState {
+            spec_replicas: r.spec,
+            status_replicas: r.status,
+            ready_replicas: r.ready,
+        })
+        .map_err(|e| scaling::Failure {
+            reason: api::Reason::FailedGetScale,
+            message: e.message(),
+        });
+    ctx.metrics.kube_request("get", "scale", target.is_ok());
+
+    let now = Timestamp::now();
+    let mut decision = scaling::decide(&scaling::Inputs {
+        spec: &obj.spec,
+        generation: obj.metadata.generation,
+        status: obj.status.as_ref(),
+        target,
+        samples,
+        now,
+    });
+
+    let mut scale_error = None;
+    if decision.scale {
+        let from = decision.status.current_replicas;
+        match ctx
+            .targets
+            .patch_scale(
+                &namespace,
+                &obj.spec.scale_target_ref,
+                decision.desired_replicas,
+            )
+            .await
+        {
+            Ok(()) => {
+                ctx.metrics.kube_request("patch", "scale", true);
+                ctx.metrics.scaled(&labels, from, decision.desired_replicas);
+                info!(from, to = decision.desired_replicas, "scaled");
+            }
+            Err(e) => {
+                ctx.metrics.kube_request("patch", "scale", false);
+                warn!(error = &e as &dyn std::error::Error, "scale update failed");
+                decision = decision.scale_failed(&e.message(), Timestamp::now());
+                scale_error = Some(e);
+            }
+        }
+    }
+
+    if obj.status.as_ref() != Some(&decision.status) {
+        patch_status(ctx, obj, &decision.status).await?;
+    }
+
+    publish_events(ctx, obj, &decision.events).await;
+    record_metrics(ctx, &labels, obj, &decision);
+
+    if let Some(source) = scale_error {
+        return Err(Error::PatchScale {
+            namespace,
+            name,
+            source,
+        });
+    }
+    Ok(Some(match resolved {
+        Ok(r) => Action::requeue(until_next_tick(Timestamp::now(), r.polling_interval)),
+        Err(_) => Action::requeue(INVALID_SPEC_RECHECK),
+    }))
+}
+
+async fn patch_status(
+    ctx: &Context,
+    obj: &AviAutoscaler,
+    status: &api::AviAutoscalerStatus,
+) -> Result<(), Error> {
+    let namespace = obj.namespace().unwrap_or_default();
+    let name = obj.name_any();
+    let api: Api<AviAutoscaler> = Api::namespaced(ctx.client.clone(), &namespace);
+    let body = json!({
+        "apiVersion": AviAutoscaler::api_version(&()),
+        "kind": AviAutoscaler::kind(&()),
+        "status": status,
+    });
+    let result = api
+        .patch_status(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await;
+    ctx.metrics
+        .kube_request("patch", "aviautoscalers/status", result.is_ok());
+    result.map(|_| ()).map_err(|source| Error::PatchStatus {
+        namespace,
+        name,
+        source,
+    })
+}
+
+async fn publish_events(ctx: &Context, obj: &AviAutoscaler, events: &[scaling::Event]) {
+    let reference = obj.object_ref(&());
+    for e in events {
+        let outgoing = Outgoing {
+            warning: e.type_ == scaling::EventType::Warning,
+            reason: e.reason.as_str().to_owned(),
+            message: e.message.clone(),
+        };
+        let ok = ctx.events.publish(&reference, &outgoing).await;
+        ctx.metrics.kube_request("create", "events", ok.is_ok());
+        if let Err(err) = ok {
+            // An event that cannot be written is not worth failing the reconcile for.
+            warn!(error = &err as &dyn std::error::Error, reason = %outgoing.reason, "publishing an event failed");
+        }
+    }
+}
+
+fn record_metrics(
+    ctx: &Context,
+    labels: &ObjectLabels,
+    obj: &AviAutoscaler,
+    decision: &scaling::Decision,
+) {
+    ctx.metrics.set_replicas(
+        labels,
+        decision.status.current_replicas,
+        decision.desired_replicas,
+    );
+    for (spec, status) in obj
+        .spec
+        .metrics
+        .iter()
+        .zip(&decision.status.current_metrics)
+    {
+        ctx.metrics.set_metric_value(
+            labels,
+            &api::resolved::describe_entity(&spec.entity),
+            &spec.metric_id,
+            status.value,
+        );
+    }
+}
+
+/// After a failed reconcile: retry with exponential backoff per object, capped, with jitter.
+pub fn error_policy(obj: Arc<AviAutoscaler>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.reconcile_failed(error.category());
+    warn!(
+        namespace = obj.namespace().unwrap_or_default(),
+        name = obj.name_any(),
+        error = error as &dyn std::error::Error,
+        "reconcile failed"
+    );
+    let attempts = {
+        let mut failures = ctx.failures.lock().expect("backoff lock poisoned");
+        let n = failures.entry(ObjectRef::from(obj.as_ref())).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    };
+    Action::requeue(backoff(attempts, rand::random::<f64>()))
+}
+
+/// The delay before retry number `attempts` (1-based): MIN_BACKOFF × 2^(attempts-1), capped at
+/// MAX_BACKOFF, with up to 10% jitter (`jitter` in [0, 1)) so failing objects do not retry in
+/// lockstep.
+pub fn backoff(attempts: u32, jitter: f64) -> Duration {
+    let exp = attempts.saturating_sub(1).min(16);
+    let base = MIN_BACKOFF.saturating_mul(1 << exp).min(MAX_BACKOFF);
+    base.mul_f64(1.0 + 0.1 * jitter.clamp(0.0, 1.0))
+        .min(MAX_BACKOFF)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_align_to_multiples_of_the_interval() {
+        let t = |s: i64, ms: i64| Timestamp::from_millisecond(s * 1000 + ms).unwrap();
+        assert_eq!(
+            until_next_tick(t(30, 0), Duration::from_secs(15)),
+            Duration::from_secs(15)
+        );
+        assert_eq!(
+            until_next_tick(t(31, 500), Duration::from_secs(15)),
+            Duration::from_millis(13_500)
+        );
+        assert_eq!(
+            until_next_tick(t(44, 999), Duration::from_secs(15)),
+            Duration::from_millis(1)
+        );
+        assert_eq!(
+            until_next_tick(t(7, 250), Duration::from_secs(1)),
+            Duration::from_millis(750)
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        assert_eq!(backoff(1, 0.0), Duration::from_secs(1));
+        assert_eq!(backoff(2, 0.0), Duration::from_secs(2));
+        assert_eq!(backoff(5, 0.0), Duration::from_secs(16));
+        assert_eq!(backoff(20, 0.0), MAX_BACKOFF);
+        assert_eq!(backoff(100, 0.99), MAX_BACKOFF);
+        assert!(backoff(3, 0.5) > Duration::from_secs(4));
+        assert!(backoff(3, 0.5) <= Duration::from_millis(4_400));
+    }
+}

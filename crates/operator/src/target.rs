@@ -1,0 +1,258 @@
+//! The scaled workload: resolved through discovery, read and written only through its `scale`
+//! subresource (plus a read of `status.readyReplicas` for the kinds that have it).
+//!
+//! Any kind with a `scale` subresource works. Discovery answers are cached per
+//! (apiVersion, kind) for [`DISCOVERY_TTL`], so a CRD installed later is picked up without a
+//! restart and a steady state costs no discovery calls.
+
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use api::ScaleTargetRef;
+use kube::{
+    Api, Client,
+    api::{DynamicObject, GroupVersionKind, Patch, PatchParams},
+    discovery::{ApiResource, oneshot},
+};
+use serde_json::json;
+
+/// How long a discovery answer is trusted.
+pub const DISCOVERY_TTL: Duration = Duration::from_secs(300);
+
+/// The target's replica counts, as the engine needs them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Replicas {
+    /// `scale.spec.replicas`.
+    pub spec: i32,
+    /// `scale.status.replicas`.
+    pub status: i32,
+    /// `status.readyReplicas` of the workload, for kinds that have one.
+    pub ready: Option<i32>,
+}
+
+/// Why the target could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// `apiVersion` is not `group/version` or `version`.
+    #[error("scaleTargetRef.apiVersion {api_version:?} is not of the form group/version")]
+    BadApiVersion {
+        /// The offending value.
+        api_version: String,
+    },
+    /// Discovery does not know the kind.
+    #[error("the API server serves no kind {kind} in {api_version}")]
+    UnknownKind {
+        /// The apiVersion looked up.
+        api_version: String,
+        /// The kind looked up.
+        kind: String,
+        /// What discovery answered.
+        #[source]
+        source: kube::Error,
+    },
+    /// The kind has no scale subresource.
+    #[error("{kind} in {api_version} has no scale subresource, so it cannot be scaled")]
+    NoScaleSubresource {
+        /// The apiVersion.
+        api_version: String,
+        /// The kind.
+        kind: String,
+    },
+    /// The target object does not exist.
+    #[error("{kind} {namespace}/{name} not found")]
+    NotFound {
+        /// The kind.
+        kind: String,
+        /// The namespace.
+        namespace: String,
+        /// The name.
+        name: String,
+    },
+    /// Any other API error.
+    #[error("{verb} the scale of {kind} {namespace}/{name}")]
+    Api {
+        /// What was attempted (`reading`, `updating`).
+        verb: &'static str,
+        /// The kind.
+        kind: String,
+        /// The namespace.
+        namespace: String,
+        /// The name.
+        name: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl TargetError {
+    /// The message for conditions and events: the error and its causes on one line.
+    pub fn message(&self) -> String {
+        crate::error_chain(self)
+    }
+}
+
+struct Resolved {
+    resource: ApiResource,
+    has_ready_replicas: bool,
+    at: Instant,
+}
+
+/// Reads and writes scale subresources, with a discovery cache.
+pub struct Targets {
+    client: Client,
+    cache: Mutex<HashMap<(String, String), Resolved>>,
+}
+
+/// Kinds whose status has `readyReplicas` (omitted when 0). The HorizontalPodAutoscaler
+/// counts only ready pods for Value targets; for other kinds the scale's status.replicas stands in.
+fn has_ready_replicas(group: &str, kind: &str) -> bool {
+    group == "apps" && matches!(kind, "Deployment" | "StatefulSet" | "ReplicaSet")
+}
+
+impl Targets {
+    /// A target reader using `client`.
+    pub fn new(client: Client) -> Self {
+        Targets {
+            client,
+            cache: Mutex::default(),
+        }
+    }
+
+    async fn resolve(&self, target: &ScaleTargetRef) -> Result<(ApiResource, bool), TargetError> {
+        let key = (target.api_version.clone(), target.kind.clone());
+        if let Some(r) = self
+            .cache
+            .lock()
+            .expect("discovery cache lock poisoned")
+            .get(&key)
+            && r.at.elapsed() < DISCOVERY_TTL
+        {
+            return Ok((r.resource.clone(), r.has_ready_replicas));
+        }
+        let (group, version) = match target.api_version.split_once('/') {
+            Some((g, v)) if !g.is_empty() && !v.is_empty() && !v.contains('/') => (g, v),
+            None if !target.api_version.is_empty() => ("", target.api_version.as_str()),
+            _ => {
+                return Err(TargetError::BadApiVersion {
+                    api_version: target.api_version.clone(),
+                });
+            }
+        };
+        let gvk = GroupVersionKind::gvk(group, version, &target.kind);
+        let (resource, caps) =
+            oneshot::pinned_kind(&self.client, &gvk)
+                .await
+                .map_err(|source| TargetError::UnknownKind {
+                    api_version: target.api_version.clone(),
+                    kind: target.kind.clone(),
+                    source,
+                })?;
+        if !caps
+            .subresources
+            .iter()
+            .any(|(sub, _)| sub.plural == "scale")
+        {
+            return Err(TargetError::NoScaleSubresource {
+                api_version: target.api_version.clone(),
+                kind: target.kind.clone(),
+            });
+        }
+        let ready = has_ready_replicas(group, &target.kind);
+        self.cache
+            .lock()
+            .expect("discovery cache lock poisoned")
+            .insert(
+                key,
+                Resolved {
+                    resource: resource.clone(),
+                    has_ready_replicas: ready,
+                    at: Instant::now(),
+                },
+            );
+        Ok((resource, ready))
+    }
+
+    fn api_error(
+        verb: &'static str,
+        namespace: &str,
+        target: &ScaleTargetRef,
+        source: kube::Error,
+    ) -> TargetError {
+        if matches!(&source, kube::Error::Api(s) if s.code == 404) {
+            TargetError::NotFound {
+                kind: target.kind.clone(),
+                namespace: namespace.to_owned(),
+                name: target.name.clone(),
+            }
+        } else {
+            TargetError::Api {
+                verb,
+                kind: target.kind.clone(),
+                namespace: namespace.to_owned(),
+                name: target.name.clone(),
+                source,
+            }
+        }
+    }
+
+    /// Reads the target's scale (and ready replicas where its kind has them).
+    pub async fn read(
+        &self,
+        namespace: &str,
+        target: &ScaleTargetRef,
+    ) -> Result<Replicas, TargetError> {
+        let (resource, ready) = self.resolve(target).await?;
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), namespace, &resource);
+        let scale = api
+            .get_scale(&target.name)
+            .await
+            .map_err(|e| Self::api_error("reading", namespace, target, e))?;
+        let spec = scale.spec.and_then(|s| s.replicas).unwrap_or(0);
+        let status = scale.status.map(|s| s.replicas).unwrap_or(0);
+        let ready = if ready {
+            let obj = api
+                .get(&target.name)
+                .await
+                .map_err(|e| Self::api_error("reading", namespace, target, e))?;
+            Some(
+                obj.data
+                    .pointer("/status/readyReplicas")
+                    .and_then(serde_json::Value::as_i64)
+                    .map(|n| n.clamp(0, i64::from(i32::MAX)) as i32)
+                    .unwrap_or(0),
+            )
+        } else {
+            None
+        };
+        Ok(Replicas {
+            spec,
+            status,
+            ready,
+        })
+    }
+
+    /// Sets the target's `scale.spec.replicas`. Nothing else of the target is ever written.
+    pub async fn patch_scale(
+        &self,
+        namespace: &str,
+        target: &ScaleTargetRef,
+        replicas: i32,
+    ) -> Result<(), TargetError> {
+        let (resource, _) = self.resolve(target).await?;
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), namespace, &resource);
+        api.patch_scale(
+            &target.name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": replicas}})),
+        )
+        .await
+        .map_err(|e| Self::api_error("updating", namespace, target, e))?;
+        Ok(())
+    }
+}
