@@ -268,12 +268,22 @@ async fn reconcile_inner(obj: &AviAutoscaler, ctx: &Context) -> Result<Option<Ac
         }
     }
 
-    if obj.status.as_ref() != Some(&decision.status) {
-        patch_status(ctx, obj, &decision.status).await?;
+    let written = if obj.status.as_ref() != Some(&decision.status) {
+        patch_status(ctx, obj, &decision.status).await
+    } else {
+        Ok(())
+    };
+    let mut events = decision.events.clone();
+    if let Err(e) = &written {
+        events.push(scaling::Event {
+            type_: scaling::EventType::Warning,
+            reason: api::EventReason::FailedUpdateStatus,
+            message: crate::error_chain(e),
+        });
     }
-
-    publish_events(ctx, obj, &decision.events).await;
+    publish_events(ctx, obj, &events).await;
     record_metrics(ctx, &labels, obj, &decision);
+    written?;
 
     if let Some(source) = scale_error {
         return Err(Error::PatchScale {

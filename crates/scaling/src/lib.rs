@@ -96,14 +96,16 @@
 //! the new replica count after each scale and steps again on no new information. Here a metric
 //! is *stale* after a scale while it reads the value the scale was based on and was read less
 //! than one aggregation period after the scale; a stale metric cannot push the count further in
-//! the direction of that scale, and without any fresh sample no step goes further that way. It
-//! becomes fresh when its value changes, or a full period after the scale. What the rule needs (time, direction, values) is `status.freshness`; an object
-//! without it is not held back.
+//! the direction of that scale than it proposed when the scale was made, and without any fresh
+//! sample no step goes further that way than the recommendation the scale was made for (so a step
+//! a rate policy cut short completes at the next poll, but a stale ratio is never multiplied by
+//! the new replica count). It becomes fresh when its value changes, or a full period after the
+//! scale. What the rule needs (time, direction, values and their proposals) is
+//! `status.freshness`; an object without it is not held back.
 //!
 //! Limits: a new bucket with exactly the same value is recognised only a full period after the
-//! scale; a step cut short by a rate policy (or the legacy `max(2 × current, 4)` cap) continues
-//! on the next bucket rather than the next poll; with several metrics only fresh ones can drive a
-//! further step in the same direction.
+//! scale; with several metrics only fresh ones can drive a further step in the same direction
+//! beyond what the stale ones proposed.
 //!
 //! # Restarts
 //!
