@@ -268,6 +268,8 @@ async fn reconcile_inner(obj: &AviAutoscaler, ctx: &Context) -> Result<Option<Ac
         }
     }
 
+    // Metrics first: whoever sees the new status also finds /metrics up to date.
+    record_metrics(ctx, &labels, obj, &decision);
     let written = if obj.status.as_ref() != Some(&decision.status) {
         patch_status(ctx, obj, &decision.status).await
     } else {
@@ -282,7 +284,6 @@ async fn reconcile_inner(obj: &AviAutoscaler, ctx: &Context) -> Result<Option<Ac
         });
     }
     publish_events(ctx, obj, &events).await;
-    record_metrics(ctx, &labels, obj, &decision);
     written?;
 
     if let Some(source) = scale_error {
