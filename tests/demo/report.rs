@@ -155,8 +155,14 @@ pub fn event_text(e: &EventView) -> String {
 /// What changed between two samples that deserves a table line (users change continuously
 /// during the ramp and are left to the status line).
 pub fn changed(a: &Sample, b: &Sample) -> bool {
-    a.avi != b.avi
-        || a.read != b.read
+    // Member shares add up to the pool total with float rounding: 1000 may come back as
+    // 999.9999999999999 from the next bucket.
+    let differ = |x: Option<f64>, y: Option<f64>| match (x, y) {
+        (Some(x), Some(y)) => (x - y).abs() >= 0.05,
+        (x, y) => x.is_some() != y.is_some(),
+    };
+    differ(a.avi, b.avi)
+        || differ(a.read, b.read)
         || a.desired != b.desired
         || a.current != b.current
         || a.ready != b.ready
@@ -564,6 +570,35 @@ mod tests {
             sample(2100.0, 2, 2),
         ];
         assert!(!Verdict::judge(&bounce, &[5, 1, 2], LOAD, LIMITS).ok);
+    }
+
+    #[test]
+    fn a_table_line_needs_a_visible_change() {
+        let a = Sample {
+            avi: Some(1000.0),
+            ..sample(600.0, 5, 5)
+        };
+        let rounding = Sample {
+            avi: Some(999.9999999999999),
+            t: 900.0,
+            ..a.clone()
+        };
+        assert!(!changed(&a, &rounding));
+        let step = Sample {
+            avi: Some(400.0),
+            ..rounding.clone()
+        };
+        assert!(changed(&rounding, &step));
+        let gone = Sample {
+            avi: None,
+            ..step.clone()
+        };
+        assert!(changed(&step, &gone));
+        let ready = Sample {
+            ready: 4,
+            ..a.clone()
+        };
+        assert!(changed(&a, &ready));
     }
 
     #[test]
