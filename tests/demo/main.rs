@@ -40,6 +40,15 @@ use crate::{
     report::{Limits, Load, Sample, Summary, Verdict},
 };
 
+/// The files a finished run writes into `--out`.
+const OUTPUTS: [&str; 5] = [
+    "demo.svg",
+    "demo.png",
+    "summary.json",
+    "timeline.csv",
+    "describe.txt",
+];
+
 /// The seed's polling interval (the HPA's 15 s sync), seconds.
 const SEED_POLLING_SECONDS: f64 = 15.0;
 /// The seed's scale-down stabilization window (the HPA default), seconds.
@@ -237,6 +246,10 @@ async fn demo(cli: Cli) -> ExitCode {
     if let Err(e) = std::fs::create_dir_all(&logs) {
         eprintln!("avi-demo: cannot create {}: {e}", logs.display());
         return ExitCode::FAILURE;
+    }
+    // A previous run's results must not pass for this one's if it fails.
+    for name in OUTPUTS {
+        let _ = std::fs::remove_file(cli.out.join(name));
     }
     // Installed before the first child starts, so that no signal can leave one behind.
     let (mut sigint, mut sigterm) = match (

@@ -282,6 +282,47 @@ fn ctrl_c_and_sigterm_stop_every_process_the_demo_started() {
 }
 
 #[test]
+fn a_process_that_dies_fails_the_demo_which_stops_the_others() {
+    let out = tempfile::tempdir().expect("a temporary directory");
+    let mut demo = Demo::start(out.path(), "15");
+    let deadline = Instant::now() + RUN_DEADLINE;
+    demo.wait_line("load starts", deadline);
+    let started = started_pids(&demo.stdout.join("\n"));
+    let (_, operator) = started
+        .iter()
+        .find(|(name, _)| name == "avi-autoscaler")
+        .expect("the operator's pid");
+    // A crash of the operator in the middle of the run.
+    let killed = Command::new("kill")
+        .args(["-KILL", &operator.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let (status, stdout, stderr) = demo.finish(deadline);
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "{status}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("avi-autoscaler exited unexpectedly (signal: 9")
+            && stderr.contains("logs/avi-autoscaler.log"),
+        "{stderr}"
+    );
+    assert_nothing_left(&started, out.path(), "after the operator died");
+    for (name, _) in started.iter().filter(|(n, _)| n != "avi-autoscaler") {
+        assert!(
+            stderr.contains(&format!("stopped {name} (pid")),
+            "{name} not reported stopped:\n{stderr}"
+        );
+    }
+    assert!(
+        !out.path().join("summary.json").exists(),
+        "a failed run wrote a summary"
+    );
+}
+
+#[test]
 fn a_time_scale_out_of_range_is_refused_before_anything_starts() {
     let out = tempfile::tempdir().expect("a temporary directory");
     let output = Command::new(DEMO)
