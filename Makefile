@@ -44,11 +44,9 @@ rbac-audit: venv ## Check a request log (LOG=file.jsonl, see hack/rbac_audit.py)
 	$(VENV)/bin/python hack/rbac_audit.py --log $(LOG) --manifests out/rbac-audit-manifests.yaml \
 		--service-account avi-autoscaler/avi-autoscaler $(ARGS)
 
-demo: ## Replay the seed experiment through `simulate`: print the table, write out/seed.svg
-	@mkdir -p out
-	$(CARGO) run --quiet --locked -p avi-autoscaler -- simulate --scenario examples/scenarios/seed-averagevalue.yaml --format svg --out out/seed.svg
-	$(CARGO) run --quiet --locked -p avi-autoscaler -- simulate --scenario examples/scenarios/seed-averagevalue.yaml
-	@echo "chart: out/seed.svg"
+demo: ## The seed experiment end to end with the real binaries (1 → 5 → 1 in ~3 min); writes out/demo/
+	$(CARGO) build --workspace --bins --locked
+	$(CARGO) run --quiet --locked -p e2e --bin avi-demo -- $(DEMO_ARGS)
 
 bench: ## Run every benchmark (release): decisions/s, parser MB/s, Avi requests per tick, testkit, operator memory at 1,000 objects
 	$(CARGO) build --release --workspace --bins --locked

@@ -312,17 +312,31 @@ impl Cluster {
 
 /// The manifests of the seed experiment (`examples/kuard`), pointed at an avi-sim controller:
 /// the namespace, the credentials Secret (with `password`), a Secret with the simulator's CA,
-/// the Deployment, and the AviAutoscaler with `spec` merged over the example's spec.
+/// the Deployment with its Service and Ingress, and the AviAutoscaler with `spec` merged over
+/// the example's spec.
 pub fn kuard_manifests(sim: &RunningSim, password: &str, spec: &Value) -> String {
+    kuard_manifests_for(&sim.urls(), sim.ca_pem(), password, spec)
+}
+
+/// [`kuard_manifests`] for a controller at `endpoints` whose certificate `ca_pem` signs, as
+/// JSON documents separated by `---` (what `kubectl apply -f -` reads). The AviAutoscaler comes
+/// last.
+pub fn kuard_manifests_for(
+    endpoints: &[String],
+    ca_pem: &str,
+    password: &str,
+    spec: &Value,
+) -> String {
     let example = |file: &str| {
         std::fs::read_to_string(workspace_root().join("examples/kuard").join(file))
             .unwrap_or_else(|e| panic!("examples/kuard/{file}: {e}"))
     };
     let mut docs: Vec<Value> = Vec::new();
+    // The example's placeholder credentials (secret.yaml) are replaced by the ones below.
     for file in ["namespace.yaml", "deployment.yaml"] {
         for doc in serde_yaml::Deserializer::from_str(&example(file)) {
             let v: Value = serde::Deserialize::deserialize(doc).expect("example YAML parses");
-            if v["kind"] == "Namespace" || v["kind"] == "Deployment" {
+            if v.is_object() {
                 docs.push(v);
             }
         }
@@ -335,11 +349,11 @@ pub fn kuard_manifests(sim: &RunningSim, password: &str, spec: &Value) -> String
     docs.push(json!({
         "apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "avi-ca", "namespace": NAMESPACE},
-        "stringData": {"ca.crt": sim.ca_pem()}
+        "stringData": {"ca.crt": ca_pem}
     }));
     let mut aas: Value =
         serde_yaml::from_str(&example("aviautoscaler.yaml")).expect("example parses");
-    aas["spec"]["controller"]["endpoints"] = json!(sim.urls());
+    aas["spec"]["controller"]["endpoints"] = json!(endpoints);
     aas["spec"]["controller"]["tls"] = json!({"caSecretRef": {"name": "avi-ca", "key": "ca.crt"}});
     merge(&mut aas["spec"], spec);
     docs.push(aas);

@@ -673,6 +673,28 @@ async fn rbac_grants_exactly_what_the_operator_uses_and_telemetry_reports_it() {
                 .then_some(())
         })
         .await;
+    // A reconcile sets its gauges last, after its status write and its Events, so Ready=Active
+    // can be seen before the recovered metric value is back in /metrics. Reconciles of one
+    // object never overlap: once the next one has read the Deployment's scale, the one that
+    // wrote Ready=Active has set its gauges.
+    let seen = cluster.kube.last_request_seq();
+    let next_poll = cluster
+        .kube
+        .wait_for_request(
+            |r| {
+                r.seq > seen
+                    && r.client.as_deref() == Some("operator")
+                    && r.method == "GET"
+                    && r.path
+                        .ends_with(&format!("/deployments/{DEPLOYMENT}/scale"))
+            },
+            e2e::DEADLINE,
+        )
+        .await;
+    assert!(
+        next_poll.is_ok(),
+        "no poll after the recovery: {next_poll:?}"
+    );
 
     // /metrics reports what happened, in the Prometheus text format.
     let (status, metrics) = e2e::http_get(&operator.metrics_addr(), "/metrics").await;
