@@ -25,7 +25,12 @@ use crate::cli::LogFormat;
 pub fn init_logging(format: LogFormat, level: &str) {
     use tracing_subscriber::{EnvFilter, fmt};
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only for a person at a terminal, never in a log file or a collector's pipe.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     // A second initialisation (only possible in tests) is harmless: keep the first.
     let _ = match format {
         LogFormat::Text => builder.with_target(false).try_init(),
