@@ -147,6 +147,24 @@ impl Cluster {
         self.kubectl_ok(&["apply", "-f", "-"], Some(manifests))
     }
 
+    /// `kubectl patch aas NAME --type=merge -p PATCH` in the seed namespace.
+    pub fn patch_autoscaler(&self, name: &str, patch: &Value) {
+        let patch = patch.to_string();
+        self.kubectl_ok(
+            &[
+                "patch",
+                "aas",
+                name,
+                "-n",
+                NAMESPACE,
+                "--type=merge",
+                "-p",
+                &patch,
+            ],
+            None,
+        );
+    }
+
     /// Installs the CRD from `config/crd` with `kubectl apply`.
     pub fn install_crd(&self) {
         let crd = workspace_root().join("config/crd/aviautoscalers.autoscaling.avi.dev.yaml");
@@ -316,6 +334,16 @@ impl Cluster {
 /// the example's spec.
 pub fn kuard_manifests(sim: &RunningSim, password: &str, spec: &Value) -> String {
     kuard_manifests_for(&sim.urls(), sim.ca_pem(), password, spec)
+}
+
+/// The AviAutoscaler of [`kuard_manifests`] alone, as an object to vary.
+pub fn kuard_autoscaler(sim: &RunningSim, spec: &Value) -> Value {
+    let manifests = kuard_manifests(sim, "unused", spec);
+    let last = manifests
+        .rsplit("\n---\n")
+        .next()
+        .expect("the AviAutoscaler comes last");
+    serde_json::from_str(last).expect("the manifests are JSON")
 }
 
 /// [`kuard_manifests`] for a controller at `endpoints` whose certificate `ca_pem` signs, as

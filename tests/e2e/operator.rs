@@ -285,13 +285,7 @@ async fn unreachable_slow_and_garbage_controllers_hold_the_count() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configuration_errors_surface_as_conditions_and_events_and_scale_nothing() {
     let (cluster, sim) = seed(json!({})).await;
-    let mut base: Value = serde_json::from_str(
-        kuard_manifests(&sim, PASSWORD, &json!({"pollingIntervalSeconds": 1}))
-            .split("\n---\n")
-            .last()
-            .unwrap(),
-    )
-    .unwrap();
+    let mut base = e2e::kuard_autoscaler(&sim, &json!({"pollingIntervalSeconds": 1}));
     base["metadata"]
         .as_object_mut()
         .unwrap()
@@ -442,19 +436,7 @@ async fn dropped_watches_and_an_expired_resource_version_still_converge() {
 
     // Every watch is cut; the operator re-watches and still sees a spec change.
     assert!(cluster.kube.drop_watches() > 0, "the operator was watching");
-    cluster.kubectl_ok(
-        &[
-            "patch",
-            "aas",
-            AUTOSCALER,
-            "-n",
-            NAMESPACE,
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"maxReplicas":3}}"#,
-        ],
-        None,
-    );
+    cluster.patch_autoscaler(AUTOSCALER, &json!({"spec":{"maxReplicas":3}}));
     cluster.wait_replicas(3).await;
 
     // A restart that forgets the watch history: resuming gets 410 Gone, the operator relists.
@@ -466,19 +448,7 @@ async fn dropped_watches_and_an_expired_resource_version_still_converge() {
         })
         .await
         .expect("restart");
-    cluster.kubectl_ok(
-        &[
-            "patch",
-            "aas",
-            AUTOSCALER,
-            "-n",
-            NAMESPACE,
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"maxReplicas":4}}"#,
-        ],
-        None,
-    );
+    cluster.patch_autoscaler(AUTOSCALER, &json!({"spec":{"maxReplicas":4}}));
     cluster.wait_replicas(4).await;
     let relisted = cluster
         .kube
@@ -588,19 +558,7 @@ async fn paused_autoscalers_read_but_never_scale() {
     assert_eq!(cluster.replicas(), Some(1));
 
     // Unpausing resumes scaling.
-    cluster.kubectl_ok(
-        &[
-            "patch",
-            "aas",
-            AUTOSCALER,
-            "-n",
-            NAMESPACE,
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"paused":false}}"#,
-        ],
-        None,
-    );
+    cluster.patch_autoscaler(AUTOSCALER, &json!({"spec":{"paused":false}}));
     cluster.wait_replicas(4).await;
 }
 
@@ -612,13 +570,7 @@ const STATEFULSET: &str = r#"{"apiVersion":"apps/v1","kind":"StatefulSet","metad
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rbac_grants_exactly_what_the_operator_uses_and_telemetry_reports_it() {
     let (cluster, sim) = seed(json!({})).await;
-    let mut set_aas: Value = serde_json::from_str(
-        kuard_manifests(&sim, PASSWORD, &json!({"pollingIntervalSeconds": 1}))
-            .split("\n---\n")
-            .last()
-            .unwrap(),
-    )
-    .unwrap();
+    let mut set_aas = e2e::kuard_autoscaler(&sim, &json!({"pollingIntervalSeconds": 1}));
     set_aas["metadata"]["name"] = json!("kuard-set");
     set_aas["spec"]["scaleTargetRef"] =
         json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "kuard-set"});

@@ -75,20 +75,8 @@ pub(crate) async fn handle(sim: &SimHandle, req: &Request) -> Response {
     match route(sim, req).await {
         Ok(resp) => resp,
         Err(e @ Error::NotFound(_)) => Response::error(404, e.to_string()),
-        Err(e) => Response::error(400, error_text(&e)),
+        Err(e) => Response::error(400, crate::error_chain(&e)),
     }
-}
-
-/// The error and its causes on one line.
-fn error_text(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 fn body<T: DeserializeOwned>(req: &Request) -> Result<T, Error> {

@@ -121,18 +121,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// The error and its causes on one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 fn scenario(cli: &Cli) -> Result<Scenario, String> {
     let mut scenario = match &cli.scenario {
         Some(path) => {
@@ -209,7 +197,9 @@ fn run(cli: Cli) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {
-        let sim = Sim::start(config).await.map_err(|e| chain(&e))?;
+        let sim = Sim::start(config)
+            .await
+            .map_err(|e| avi_sim::error_chain(&e))?;
         eprintln!("avi-sim: users: {}", logins.join(", "));
         eprintln!("avi-sim: CA certificate: {}", sim.ca_path().display());
         let clock = sim.handle().clock();
