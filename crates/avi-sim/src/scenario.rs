@@ -824,25 +824,8 @@ impl Scenario {
         let mut names = HashSet::new();
         for (i, p) in self.pools.iter().enumerate() {
             let at = format!("pools[{i}]");
-            check_name(&format!("{at}.name"), &p.name)?;
-            if !known_tenant(&p.tenant) {
-                return Err(ScenarioError::new(
-                    format!("{at}.tenant"),
-                    format!("unknown tenant {:?}", p.tenant),
-                ));
-            }
-            if !names.insert((p.tenant.as_str(), p.name.as_str())) {
-                return Err(ScenarioError::new(
-                    format!("{at}.name"),
-                    format!("duplicate pool {:?} in tenant {:?}", p.name, p.tenant),
-                ));
-            }
-            if !uuids.insert(self.pool_uuid(i)) {
-                return Err(ScenarioError::new(
-                    format!("{at}.uuid"),
-                    format!("duplicate uuid {:?}", self.pool_uuid(i)),
-                ));
-            }
+            let entity = (p.name.as_str(), p.tenant.as_str(), self.pool_uuid(i));
+            check_entity(&at, "pool", entity, &known_tenant, &mut names, &mut uuids)?;
             if let Some(load) = &p.load {
                 load.validate()
                     .map_err(|(f, m)| ScenarioError::new(format!("{at}.load.{f}"), m))?;
@@ -851,28 +834,15 @@ impl Scenario {
         let mut names = HashSet::new();
         for (i, v) in self.virtual_services.iter().enumerate() {
             let at = format!("virtualServices[{i}]");
-            check_name(&format!("{at}.name"), &v.name)?;
-            if !known_tenant(&v.tenant) {
-                return Err(ScenarioError::new(
-                    format!("{at}.tenant"),
-                    format!("unknown tenant {:?}", v.tenant),
-                ));
-            }
-            if !names.insert((v.tenant.as_str(), v.name.as_str())) {
-                return Err(ScenarioError::new(
-                    format!("{at}.name"),
-                    format!(
-                        "duplicate virtual service {:?} in tenant {:?}",
-                        v.name, v.tenant
-                    ),
-                ));
-            }
-            if !uuids.insert(self.vs_uuid(i)) {
-                return Err(ScenarioError::new(
-                    format!("{at}.uuid"),
-                    format!("duplicate uuid {:?}", self.vs_uuid(i)),
-                ));
-            }
+            let entity = (v.name.as_str(), v.tenant.as_str(), self.vs_uuid(i));
+            check_entity(
+                &at,
+                "virtual service",
+                entity,
+                &known_tenant,
+                &mut names,
+                &mut uuids,
+            )?;
             for (j, pool) in v.pools.iter().enumerate() {
                 let found = self.pools.iter().enumerate().any(|(k, p)| {
                     p.tenant == v.tenant && (p.name == *pool || self.pool_uuid(k) == *pool)
@@ -888,28 +858,15 @@ impl Scenario {
         let mut names = HashSet::new();
         for (i, s) in self.service_engines.iter().enumerate() {
             let at = format!("serviceEngines[{i}]");
-            check_name(&format!("{at}.name"), &s.name)?;
-            if !known_tenant(&s.tenant) {
-                return Err(ScenarioError::new(
-                    format!("{at}.tenant"),
-                    format!("unknown tenant {:?}", s.tenant),
-                ));
-            }
-            if !names.insert((s.tenant.as_str(), s.name.as_str())) {
-                return Err(ScenarioError::new(
-                    format!("{at}.name"),
-                    format!(
-                        "duplicate service engine {:?} in tenant {:?}",
-                        s.name, s.tenant
-                    ),
-                ));
-            }
-            if !uuids.insert(self.se_uuid(i)) {
-                return Err(ScenarioError::new(
-                    format!("{at}.uuid"),
-                    format!("duplicate uuid {:?}", self.se_uuid(i)),
-                ));
-            }
+            let entity = (s.name.as_str(), s.tenant.as_str(), self.se_uuid(i));
+            check_entity(
+                &at,
+                "service engine",
+                entity,
+                &known_tenant,
+                &mut names,
+                &mut uuids,
+            )?;
             for (j, vs) in s.virtual_services.iter().enumerate() {
                 let matches = self
                     .virtual_services
@@ -1000,6 +957,38 @@ pub struct Tenant {
     pub name: String,
     /// Its UUID.
     pub uuid: String,
+}
+
+/// Checks one entity's name, tenant and uniqueness (name within its tenant, uuid
+/// across the whole controller); `at` is the entity's path in the scenario.
+fn check_entity<'a>(
+    at: &str,
+    kind: &str,
+    (name, tenant, uuid): (&'a str, &'a str, String),
+    known_tenant: &dyn Fn(&str) -> bool,
+    names: &mut HashSet<(&'a str, &'a str)>,
+    uuids: &mut HashSet<String>,
+) -> Result<(), ScenarioError> {
+    check_name(&format!("{at}.name"), name)?;
+    if !known_tenant(tenant) {
+        return Err(ScenarioError::new(
+            format!("{at}.tenant"),
+            format!("unknown tenant {tenant:?}"),
+        ));
+    }
+    if !names.insert((tenant, name)) {
+        return Err(ScenarioError::new(
+            format!("{at}.name"),
+            format!("duplicate {kind} {name:?} in tenant {tenant:?}"),
+        ));
+    }
+    if !uuids.insert(uuid.clone()) {
+        return Err(ScenarioError::new(
+            format!("{at}.uuid"),
+            format!("duplicate uuid {uuid:?}"),
+        ));
+    }
+    Ok(())
 }
 
 fn check_name(field: &str, name: &str) -> Result<(), ScenarioError> {
@@ -1184,5 +1173,28 @@ mod tests {
             ),
             "pools[0].load.series[1].at"
         );
+        let twice = Scenario::from_yaml("pools:\n- name: p\n- name: p\n").unwrap_err();
+        assert_eq!(twice.field, "pools[1].name");
+        assert!(twice.message.contains("duplicate pool \"p\""), "{twice}");
+        let twice = Scenario::from_yaml("serviceEngines:\n- name: se\n- name: se\n").unwrap_err();
+        assert_eq!(twice.field, "serviceEngines[1].name");
+        assert!(
+            twice.message.contains("duplicate service engine"),
+            "{twice}"
+        );
+        assert_eq!(
+            field_of("pools:\n- name: p\n  uuid: u-1\nvirtualServices:\n- name: v\n  uuid: u-1\n"),
+            "virtualServices[0].uuid"
+        );
+        assert_eq!(
+            field_of("virtualServices:\n- name: v\n  tenant: t9\n"),
+            "virtualServices[0].tenant"
+        );
+        // The same name in two tenants is two entities.
+        let tenants = "tenants:\n- name: t2\n";
+        Scenario::from_yaml(&format!(
+            "{tenants}pools:\n- name: p\n- name: p\n  tenant: t2\n"
+        ))
+        .unwrap();
     }
 }
