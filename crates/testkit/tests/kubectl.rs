@@ -1,5 +1,6 @@
 //! The real `kubectl` against the stand-in: apply (client- and server-side, `-k`), get with
-//! the CRD's printer columns, describe with conditions and events, scale, wait, delete, create.
+//! the CRD's printer columns, describe with conditions and events, explain, scale, wait,
+//! delete, create.
 
 mod support;
 
@@ -214,6 +215,33 @@ async fn apply_is_idempotent_and_patches_changes() {
             .iter()
             .any(|m| m["manager"] == "kubectl" && m["operation"] == "Apply")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_shows_the_crd_field_documentation() {
+    let (_s, k) = with_kuard().await;
+    let metrics = k.ok(&["explain", "aas.spec.metrics"]).await;
+    for needle in [
+        "KIND:       AviAutoscaler",
+        "VERSION:    v1alpha1",
+        "FIELD: metrics <[]Object>",
+        "The metrics to scale on (1 to 10)",
+        "metricId\t<string> -required-",
+        "l4_server.avg_open_conns",
+        "enum: Sum, Average, Max",
+    ] {
+        assert!(
+            metrics.contains(needle),
+            "{needle:?} missing from:\n{metrics}"
+        );
+    }
+    let target = k.ok(&["explain", "aas.spec.metrics.target.type"]).await;
+    assert!(
+        target.contains("ENUM:\n    Value\n    AverageValue"),
+        "{target}"
+    );
+    let missing = k.fails(&["explain", "aas.spec.nosuchfield"]).await;
+    assert!(missing.contains("nosuchfield"), "{missing}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
