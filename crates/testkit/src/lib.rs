@@ -43,13 +43,15 @@ mod openapi;
 mod patch;
 mod protobuf;
 mod resources;
-pub mod schema;
 mod selectors;
 mod server;
 mod store;
 mod table;
 mod workloads;
 
+/// Validation against a CRD's structural schema and CEL rules (the `crd-schema` crate, which the
+/// operator uses too).
+pub use crd_schema as schema;
 pub use direct::{ObjectRef, STORE_FIELD_MANAGER, Satisfied, Store, WaitTimeout};
 pub use error::ApiError;
 pub use faults::{Fault, FaultId, RequestRecord};

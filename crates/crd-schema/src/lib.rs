@@ -10,6 +10,11 @@
 //! Known differences from kube-apiserver: `format` is checked only for `int32`, `int64` and
 //! `date-time`; CEL cost limits are not enforced; ratcheting of unchanged invalid fields is not
 //! done.
+//!
+//! The Kubernetes stand-in (`testkit`) admits custom resources with it, and the operator checks
+//! every AviAutoscaler it reads against the generated CRD with it, so both refuse the same
+//! objects with the same messages.
+#![warn(missing_docs)]
 
 use std::fmt;
 
