@@ -34,7 +34,11 @@ pub struct ConnectionConfig {
 impl ConnectionConfig {
     /// Builds the configuration from an AviAutoscaler's `spec.controller`, the credentials read
     /// from its Secret and, when `tls.caSecretRef` is set, the PEM bundle read from that Secret.
-    /// Fails (with [`Error::is_config`]) when an endpoint is not an `https://` URL.
+    ///
+    /// The spec is expected to be valid against the CRD (which allows only `https://` endpoints
+    /// with a host, and a timeout of 1 to 60 seconds); this only converts it. Fails (with
+    /// [`Error::is_config`]) when a field has no typed form: an endpoint that is no URL, a
+    /// negative timeout, no endpoint at all.
     pub fn from_spec(
         spec: &api::ControllerSpec,
         credentials: Credentials,
@@ -42,19 +46,19 @@ impl ConnectionConfig {
     ) -> Result<Self, Error> {
         let mut endpoints = Vec::with_capacity(spec.endpoints.len());
         for (i, e) in spec.endpoints.iter().enumerate() {
-            let url = Url::parse(e)
-                .ok()
-                .filter(|u| u.scheme() == "https" && u.host_str().is_some_and(|h| !h.is_empty()))
-                .ok_or_else(|| {
-                    Error::new(Kind::Config).with_detail(format!(
-                        "spec.controller.endpoints[{i}] is not an https:// URL with a host"
-                    ))
-                })?;
+            let url = Url::parse(e).map_err(|_| {
+                Error::new(Kind::Config)
+                    .with_detail(format!("spec.controller.endpoints[{i}] is not a URL"))
+            })?;
             endpoints.push(url);
         }
         if endpoints.is_empty() {
             return Err(Error::new(Kind::Config).with_detail("no endpoint configured"));
         }
+        let timeout = u64::try_from(spec.timeout_seconds).map_err(|_| {
+            Error::new(Kind::Config)
+                .with_detail("spec.controller.timeoutSeconds is not a number of seconds")
+        })?;
         let insecure_skip_verify = spec.tls.as_ref().is_some_and(|t| t.insecure_skip_verify);
         Ok(ConnectionConfig {
             endpoints,
@@ -66,7 +70,7 @@ impl ConnectionConfig {
                 insecure_skip_verify,
                 extra_ca_pem,
             },
-            timeout: Duration::from_secs(spec.timeout_seconds.clamp(1, 3600) as u64),
+            timeout: Duration::from_secs(timeout),
         })
     }
 }
@@ -189,15 +193,28 @@ mod tests {
     }
 
     #[test]
-    fn from_spec_refuses_a_non_https_endpoint() {
+    fn from_spec_refuses_an_endpoint_that_is_no_url() {
         let e = ConnectionConfig::from_spec(
-            &spec(&["https://a.example", "http://b.example"]),
+            &spec(&["https://a.example", "avi controller"]),
             Credentials::new("admin", "pw"),
             None,
         )
         .unwrap_err();
         assert!(e.is_config());
         assert!(e.to_string().contains("endpoints[1]"), "{e}");
+    }
+
+    #[test]
+    fn from_spec_uses_the_timeout_as_validated() {
+        // The CRD's upper bound is 60 s; what the schema admits is used as it is, unclamped.
+        let mut s = spec(&["https://a.example"]);
+        s.timeout_seconds = 60;
+        let c = ConnectionConfig::from_spec(&s, Credentials::new("admin", "pw"), None).unwrap();
+        assert_eq!(c.timeout, Duration::from_secs(60));
+        s.timeout_seconds = -1;
+        let e = ConnectionConfig::from_spec(&s, Credentials::new("admin", "pw"), None).unwrap_err();
+        assert!(e.is_config());
+        assert!(e.to_string().contains("timeoutSeconds"), "{e}");
     }
 
     #[test]
