@@ -2,7 +2,8 @@
 //!
 //! This crate is the contract every other part of avi-autoscaler shares: the spec and status
 //! types, their defaults, the generated CRD with its validation rules, the condition and event
-//! reasons, and [`ResolvedSpec`], the spec checked and converted once into validated values.
+//! reasons, and [`ResolvedSpec`], the spec with its defaults applied, converted once into typed
+//! values.
 //! It does no I/O and reads no clock.
 #![warn(missing_docs)]
 

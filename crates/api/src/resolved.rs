@@ -1,15 +1,17 @@
 //! The spec converted once into validated, defaulted values.
 //!
-//! The API server enforces the schema and its CEL rules, but objects also arrive from places
-//! that skip them (scenario files for `simulate`, clusters where the CRD was edited, tests), so
-//! [`AviAutoscalerSpec::resolve`] checks the same rules again and names the field that breaks
-//! one. Everything downstream works on [`ResolvedSpec`] and never re-reads raw fields.
+//! What a valid spec is, is said once: by the CRD's schema and CEL rules, generated from the
+//! types in [`crate::spec`]. The API server enforces them, and the operator checks every object
+//! against the same generated CRD before it acts, because objects also arrive from places that
+//! skip the API server's checks (scenario files for `simulate`, API servers without CEL).
+//! [`AviAutoscalerSpec::resolve`] then only applies defaults and converts to typed values.
+//! Everything downstream works on [`ResolvedSpec`] and never re-reads raw fields.
 
 use std::{fmt, time::Duration};
 
 use crate::spec::{
-    Aggregation, AviAutoscalerSpec, EntityRef, EntityType, Fallback, MetricSpec, PolicyType,
-    ScalingPolicy, ScalingRules, SelectPolicy, TargetType,
+    Aggregation, AviAutoscalerSpec, ControllerSpec, EntityRef, EntityType, Fallback, MetricSpec,
+    PolicyType, ScaleTargetRef, ScalingPolicy, ScalingRules, SelectPolicy, TargetType,
 };
 
 /// Avi's aggregation period for non-realtime metrics (the controller's 5-minute buckets).
@@ -25,16 +27,16 @@ pub const LEGACY_SCALE_UP_FACTOR: f64 = 2.0;
 /// …or to `LEGACY_SCALE_UP_MINIMUM`, whichever is larger (`scaleUpLimitMinimum`).
 pub const LEGACY_SCALE_UP_MINIMUM: i32 = 4;
 
-/// A spec rule that an object breaks.
+/// A field of a spec that cannot be used: it breaks a rule of the CRD, or it has no typed form.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SpecViolation {
     /// Path of the offending field, for example `spec.metrics[0].target.averageValue`.
     pub field: String,
-    /// What is wrong and how to fix it.
+    /// What is wrong, as the API server says it (`Invalid value: 0: …`) for a broken rule.
     pub message: String,
 }
 
-/// All the rules a spec breaks.
+/// Every field of a spec that cannot be used.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InvalidSpec(pub Vec<SpecViolation>);
 
@@ -55,6 +57,11 @@ impl std::error::Error for InvalidSpec {}
 /// A validated spec with every default applied.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ResolvedSpec {
+    /// The workload to scale.
+    pub scale_target_ref: ScaleTargetRef,
+    /// The Avi controller to read from; the operator turns it into a connection with the
+    /// credentials of its Secret.
+    pub controller: ControllerSpec,
     /// Lower replica limit (>= 1).
     pub min_replicas: i32,
     /// Upper replica limit (>= min_replicas).
@@ -186,10 +193,11 @@ impl DirectionRules {
         }
     }
 
-    fn merged(mut self, rules: Option<&ScalingRules>) -> Self {
+    fn merged(mut self, v: &mut Violations, field: &str, rules: Option<&ScalingRules>) -> Self {
         let Some(rules) = rules else { return self };
         if let Some(w) = rules.stabilization_window_seconds {
-            self.stabilization_window = Duration::from_secs(w.max(0) as u64);
+            self.stabilization_window =
+                v.seconds(&format!("{field}.stabilizationWindowSeconds"), w);
         }
         if let Some(p) = rules.select_policy {
             self.select_policy = p;
@@ -288,30 +296,16 @@ pub struct ResolvedFallback {
 }
 
 impl AviAutoscalerSpec {
-    /// Checks the spec against the same rules as the CRD schema and its CEL rules, and applies
-    /// every default. The error names each offending field.
+    /// Applies every default and converts the spec into typed values.
+    ///
+    /// It checks no rule: the CRD's schema and CEL rules are the only statement of what a
+    /// valid spec is, and the operator checks objects against them before resolving. The error
+    /// names the fields that have no typed form (a negative number of seconds, a target without
+    /// its number), which only an object that skipped that validation can have.
     pub fn resolve(&self) -> Result<ResolvedSpec, InvalidSpec> {
         let mut v = Violations::default();
-        if self.min_replicas < 1 {
-            v.push("spec.minReplicas", "must be at least 1");
-        }
-        if self.max_replicas < 1 {
-            v.push("spec.maxReplicas", "must be at least 1");
-        }
-        if self.max_replicas < self.min_replicas {
-            v.push(
-                "spec.maxReplicas",
-                "maxReplicas must be greater than or equal to minReplicas",
-            );
-        }
-        if !(1..=3600).contains(&self.polling_interval_seconds) {
-            v.push("spec.pollingIntervalSeconds", "must be between 1 and 3600");
-        }
-        check_tolerance(&mut v, "spec.tolerance", self.tolerance);
-        check_controller(&mut v, self);
-        if self.metrics.is_empty() || self.metrics.len() > 10 {
-            v.push("spec.metrics", "must list between 1 and 10 metrics");
-        }
+        let polling_interval =
+            v.seconds("spec.pollingIntervalSeconds", self.polling_interval_seconds);
         let metrics: Vec<ResolvedMetric> = self
             .metrics
             .iter()
@@ -323,29 +317,30 @@ impl AviAutoscalerSpec {
                 scale_down_window: DEFAULT_SCALE_DOWN_WINDOW,
                 tolerance: self.tolerance,
             },
-            Some(b) => {
-                for (dir, rules) in [("scaleUp", &b.scale_up), ("scaleDown", &b.scale_down)] {
-                    if let Some(r) = rules {
-                        check_rules(&mut v, &format!("spec.behavior.{dir}"), r);
-                    }
-                }
-                Behavior::Rules {
-                    scale_up: DirectionRules::default_scale_up(self.tolerance)
-                        .merged(b.scale_up.as_ref()),
-                    scale_down: DirectionRules::default_scale_down(self.tolerance)
-                        .merged(b.scale_down.as_ref()),
-                }
-            }
+            Some(b) => Behavior::Rules {
+                scale_up: DirectionRules::default_scale_up(self.tolerance).merged(
+                    &mut v,
+                    "spec.behavior.scaleUp",
+                    b.scale_up.as_ref(),
+                ),
+                scale_down: DirectionRules::default_scale_down(self.tolerance).merged(
+                    &mut v,
+                    "spec.behavior.scaleDown",
+                    b.scale_down.as_ref(),
+                ),
+            },
         };
         let fallback = self
             .fallback
             .as_ref()
-            .map(|f| resolve_fallback(&mut v, f, self.min_replicas, self.max_replicas));
+            .map(|f| resolve_fallback(f, self.min_replicas, self.max_replicas));
         v.finish()?;
         Ok(ResolvedSpec {
+            scale_target_ref: self.scale_target_ref.clone(),
+            controller: self.controller.clone(),
             min_replicas: self.min_replicas,
             max_replicas: self.max_replicas,
-            polling_interval: Duration::from_secs(self.polling_interval_seconds as u64),
+            polling_interval,
             behavior,
             metrics,
             fallback,
@@ -365,6 +360,20 @@ impl Violations {
         });
     }
 
+    /// A number of seconds as a [`Duration`]; a negative one has none.
+    fn seconds(&mut self, field: &str, seconds: i32) -> Duration {
+        match u64::try_from(seconds) {
+            Ok(s) => Duration::from_secs(s),
+            Err(_) => {
+                self.push(
+                    field,
+                    format!("{seconds} cannot be converted to a duration"),
+                );
+                Duration::ZERO
+            }
+        }
+    }
+
     fn finish(self) -> Result<(), InvalidSpec> {
         if self.0.is_empty() {
             Ok(())
@@ -374,210 +383,34 @@ impl Violations {
     }
 }
 
-fn check_tolerance(v: &mut Violations, field: &str, t: f64) {
-    if !(t.is_finite() && (0.0..1.0).contains(&t)) {
-        v.push(field, "must be a fraction in [0, 1), for example 0.1");
-    }
-}
-
-fn check_controller(v: &mut Violations, spec: &AviAutoscalerSpec) {
-    let c = &spec.controller;
-    if c.endpoints.is_empty() || c.endpoints.len() > 8 {
-        v.push(
-            "spec.controller.endpoints",
-            "must list between 1 and 8 URLs",
-        );
-    }
-    for (i, e) in c.endpoints.iter().enumerate() {
-        if !is_https_url(e) {
-            v.push(
-                format!("spec.controller.endpoints[{i}]"),
-                "each endpoint must be an https:// URL with a host, for example https://avi.example.com",
-            );
-        }
-    }
-    if c.credentials_secret_ref.name.is_empty() {
-        v.push(
-            "spec.controller.credentialsSecretRef.name",
-            "must not be empty",
-        );
-    }
-    if c.tenant.is_empty() {
-        v.push("spec.controller.tenant", "must not be empty");
-    }
-    if let Some(ver) = &c.api_version {
-        let ok = ver.split('.').count() == 3
-            && ver
-                .split('.')
-                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-        if !ok {
-            v.push("spec.controller.apiVersion", "must look like 22.1.3");
-        }
-    }
-    if let Some(tls) = &c.tls
-        && tls.insecure_skip_verify
-        && tls.ca_secret_ref.is_some()
-    {
-        v.push(
-            "spec.controller.tls",
-            "caSecretRef has no effect when insecureSkipVerify is true; set only one of them",
-        );
-    }
-    if !(1..=60).contains(&c.timeout_seconds) {
-        v.push("spec.controller.timeoutSeconds", "must be between 1 and 60");
-    }
-}
-
-/// Whether `s` is an absolute `https://` URL with a non-empty host (what the CEL rule
-/// `isURL(e) && url(e).getScheme() == 'https' && url(e).getHostname() != ''` accepts).
-pub fn is_https_url(s: &str) -> bool {
-    let Some(rest) = s.strip_prefix("https://") else {
-        return false;
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host_port = authority.rsplit('@').next().unwrap_or("");
-    let host = if let Some(h) = host_port.strip_prefix('[') {
-        h.split(']').next().unwrap_or("")
-    } else {
-        host_port.split(':').next().unwrap_or("")
-    };
-    !host.is_empty() && !s.chars().any(char::is_whitespace)
-}
-
 fn resolve_metric(v: &mut Violations, field: &str, m: &MetricSpec) -> Option<ResolvedMetric> {
-    let before = v.0.len();
-    let e = &m.entity;
-    if e.name.is_some() == e.uuid.is_some() {
-        v.push(
-            format!("{field}.entity"),
-            "set exactly one of entity.name and entity.uuid",
-        );
-    }
-    if e.name.as_deref() == Some("") || e.uuid.as_deref() == Some("") {
-        v.push(format!("{field}.entity"), "name and uuid must not be empty");
-    }
-    if !is_metric_id(&m.metric_id) {
-        v.push(
-            format!("{field}.metricId"),
-            "must look like <family>.<name>, for example l4_server.avg_open_conns",
-        );
-    }
-    let aggregation = match (e.kind, m.aggregation) {
-        (EntityType::Pool, a) => Some(a.unwrap_or_default()),
-        (_, None) => None,
-        (_, Some(_)) => {
-            v.push(
-                format!("{field}.aggregation"),
-                "aggregation applies only to pool metrics: virtual services and service engines answer one series",
-            );
-            None
-        }
+    // Only a pool answers several series; the others have nothing to combine.
+    let aggregation = match m.entity.kind {
+        EntityType::Pool => Some(m.aggregation.unwrap_or_default()),
+        EntityType::VirtualService | EntityType::ServiceEngine => None,
     };
     let t = &m.target;
-    let target = match t.kind {
-        TargetType::Value => {
-            if t.average_value.is_some() {
-                v.push(
-                    format!("{field}.target"),
-                    "a target of type Value needs value (and no averageValue)",
-                );
-            }
-            t.value.map(Target::Value)
-        }
-        TargetType::AverageValue => {
-            if t.value.is_some() {
-                v.push(
-                    format!("{field}.target"),
-                    "a target of type AverageValue needs averageValue (and no value)",
-                );
-            }
-            t.average_value.map(Target::AverageValue)
-        }
+    let (target, number) = match t.kind {
+        TargetType::Value => (t.value.map(Target::Value), "value"),
+        TargetType::AverageValue => (t.average_value.map(Target::AverageValue), "averageValue"),
     };
-    match target {
-        None => v.push(
-            format!("{field}.target"),
-            match t.kind {
-                TargetType::Value => "a target of type Value needs value (and no averageValue)",
-                TargetType::AverageValue => {
-                    "a target of type AverageValue needs averageValue (and no value)"
-                }
-            },
-        ),
-        Some(t) if !(t.amount().is_finite() && t.amount() > 0.0) => v.push(
-            format!("{field}.target"),
-            "the target must be greater than 0",
-        ),
-        Some(_) => {}
-    }
-    if v.0.len() > before {
+    let Some(target) = target else {
+        v.push(
+            format!("{field}.target.{number}"),
+            "absent, so the target cannot be converted",
+        );
         return None;
-    }
+    };
     Some(ResolvedMetric {
         entity: m.entity.clone(),
         metric_id: m.metric_id.clone(),
         aggregation,
         realtime: m.realtime,
-        target: target?,
+        target,
     })
 }
 
-/// Whether `s` is shaped like an Avi metric id (`^[a-z0-9_]+\.[a-z0-9_]+$`).
-pub fn is_metric_id(s: &str) -> bool {
-    let part = |p: &str| {
-        !p.is_empty()
-            && p.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-    };
-    match s.split_once('.') {
-        Some((a, b)) => part(a) && part(b) && s.len() <= 128,
-        None => false,
-    }
-}
-
-fn check_rules(v: &mut Violations, field: &str, r: &ScalingRules) {
-    if let Some(w) = r.stabilization_window_seconds
-        && !(0..=3600).contains(&w)
-    {
-        v.push(
-            format!("{field}.stabilizationWindowSeconds"),
-            "must be between 0 and 3600",
-        );
-    }
-    if let Some(t) = r.tolerance {
-        check_tolerance(v, &format!("{field}.tolerance"), t);
-    }
-    if let Some(policies) = &r.policies {
-        if policies.is_empty() || policies.len() > 10 {
-            v.push(
-                format!("{field}.policies"),
-                "must list between 1 and 10 policies",
-            );
-        }
-        for (i, p) in policies.iter().enumerate() {
-            if p.value < 1 {
-                v.push(
-                    format!("{field}.policies[{i}].value"),
-                    "must be greater than 0",
-                );
-            }
-            if !(1..=1800).contains(&p.period_seconds) {
-                v.push(
-                    format!("{field}.policies[{i}].periodSeconds"),
-                    "must be between 1 and 1800",
-                );
-            }
-        }
-    }
-}
-
-fn resolve_fallback(v: &mut Violations, f: &Fallback, min: i32, max: i32) -> ResolvedFallback {
-    if f.failure_threshold < 1 {
-        v.push("spec.fallback.failureThreshold", "must be at least 1");
-    }
-    if f.replicas < 1 {
-        v.push("spec.fallback.replicas", "must be at least 1");
-    }
+fn resolve_fallback(f: &Fallback, min: i32, max: i32) -> ResolvedFallback {
     ResolvedFallback {
         failure_threshold: f.failure_threshold,
         replicas: f.replicas.clamp(min.min(max), max.max(min)),

@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use api::{AviAutoscalerSpec, SecretKeyRef};
+use api::{ControllerSpec, SecretKeyRef};
 use avi::{ConnectionConfig, Credentials};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
@@ -52,8 +52,8 @@ pub enum ConnectionError {
         #[source]
         source: kube::Error,
     },
-    /// `spec.controller` cannot be turned into a connection (only possible when the CRD
-    /// schema was bypassed, e.g. an endpoint that is not an https URL).
+    /// `spec.controller` cannot be turned into a connection (an endpoint that is no URL: the
+    /// operator checks specs against the CRD first, so only a gap in that check leads here).
     #[error("spec.controller")]
     Config(#[source] avi::Error),
 }
@@ -145,11 +145,11 @@ impl Connections {
             .remove(&(namespace.to_owned(), name.to_owned()));
     }
 
-    /// Forgets every Secret an AviAutoscaler uses (after the controller refused them).
-    pub fn forget_for(&self, namespace: &str, spec: &AviAutoscalerSpec) {
-        self.forget(namespace, &spec.controller.credentials_secret_ref.name);
-        if let Some(ca) = spec
-            .controller
+    /// Forgets every Secret an AviAutoscaler's `spec.controller` uses (after the controller
+    /// refused them).
+    pub fn forget_for(&self, namespace: &str, controller: &ControllerSpec) {
+        self.forget(namespace, &controller.credentials_secret_ref.name);
+        if let Some(ca) = controller
             .tls
             .as_ref()
             .and_then(|t| t.ca_secret_ref.as_ref())
@@ -173,13 +173,12 @@ impl Connections {
             })
     }
 
-    /// The connection of an AviAutoscaler in `namespace`.
+    /// The connection of an AviAutoscaler in `namespace`, from its `spec.controller`.
     pub async fn build(
         &self,
         namespace: &str,
-        spec: &AviAutoscalerSpec,
+        c: &ControllerSpec,
     ) -> Result<ConnectionConfig, ConnectionError> {
-        let c = &spec.controller;
         let secret_name = &c.credentials_secret_ref.name;
         let data = self.secret(namespace, secret_name).await?;
         let username = Self::key(&data, namespace, secret_name, "username")?;

@@ -15,7 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use api::{AviAutoscaler, AviAutoscalerSpec, ResolvedSpec, k8s::jiff::Timestamp};
+use api::{AviAutoscaler, ResolvedSpec, k8s::jiff::Timestamp};
 use kube::{
     Api, Resource, ResourceExt,
     api::{Patch, PatchParams},
@@ -122,11 +122,10 @@ fn queries(spec: &ResolvedSpec) -> Vec<avi::MetricQuery> {
 async fn fetch_samples(
     ctx: &Context,
     namespace: &str,
-    spec: &AviAutoscalerSpec,
-    resolved: &ResolvedSpec,
+    spec: &ResolvedSpec,
 ) -> Vec<Result<scaling::Sample, scaling::Failure>> {
-    let n = resolved.metrics.len();
-    let conn = match ctx.connections.build(namespace, spec).await {
+    let n = spec.metrics.len();
+    let conn = match ctx.connections.build(namespace, &spec.controller).await {
         Ok(c) => c,
         Err(e) => {
             let failure = scaling::Failure {
@@ -137,17 +136,17 @@ async fn fetch_samples(
         }
     };
     // Half the polling interval: never an answer that was already there at the previous poll.
-    let max_age = resolved.polling_interval / 2;
+    let max_age = spec.polling_interval / 2;
     let results = ctx
         .poller
-        .fetch_within(&conn, &queries(resolved), max_age)
+        .fetch_within(&conn, &queries(spec), max_age)
         .await;
     if results
         .iter()
         .any(|r| r.as_ref().is_err_and(avi::Error::is_unauthorized))
     {
         // The Secret may have been fixed since it was cached.
-        ctx.connections.forget_for(namespace, spec);
+        ctx.connections.forget_for(namespace, &spec.controller);
     }
     results
         .into_iter()
@@ -171,35 +170,38 @@ pub async fn reconcile(obj: Arc<AviAutoscaler>, ctx: Arc<Context>) -> Result<Act
     let started = Instant::now();
     let result = reconcile_inner(&obj, &ctx).await;
     let outcome = match &result {
-        Ok(Some(_)) => ReconcileResult::Success,
-        Ok(None) => ReconcileResult::NotLeader,
+        Ok((_, outcome)) => *outcome,
         Err(_) => ReconcileResult::Error,
     };
     ctx.metrics
         .reconciled(outcome, started.elapsed().as_secs_f64());
-    match result {
-        Ok(action) => {
-            ctx.failures
-                .lock()
-                .expect("backoff lock poisoned")
-                .remove(&ObjectRef::from(obj.as_ref()));
-            Ok(action.unwrap_or_else(|| {
-                let interval = obj.spec.polling_interval_seconds.clamp(1, 3600) as u64;
-                Action::requeue(until_next_tick(
-                    Timestamp::now(),
-                    Duration::from_secs(interval),
-                ))
-            }))
-        }
-        Err(e) => Err(e),
+    let (action, _) = result?;
+    ctx.failures
+        .lock()
+        .expect("backoff lock poisoned")
+        .remove(&ObjectRef::from(obj.as_ref()));
+    Ok(action)
+}
+
+/// When to look at an object again: at the next polling tick, or after
+/// [`INVALID_SPEC_RECHECK`] when its spec cannot be used.
+fn next_poll(spec: &Result<ResolvedSpec, api::InvalidSpec>) -> Action {
+    match spec {
+        Ok(spec) => Action::requeue(until_next_tick(Timestamp::now(), spec.polling_interval)),
+        Err(_) => Action::requeue(INVALID_SPEC_RECHECK),
     }
 }
 
-/// `Ok(None)`: skipped because this replica does not lead.
-async fn reconcile_inner(obj: &AviAutoscaler, ctx: &Context) -> Result<Option<Action>, Error> {
+/// One reconcile: the requeue and whether this replica acted (`NotLeader`) or not.
+async fn reconcile_inner(
+    obj: &AviAutoscaler,
+    ctx: &Context,
+) -> Result<(Action, ReconcileResult), Error> {
+    // Checked against the CRD and resolved once; nothing below reads the raw spec.
+    let spec = crate::validation::resolve(obj);
     if !ctx.leadership.is_leader() {
         debug!("not the leader: skipping");
-        return Ok(None);
+        return Ok((next_poll(&spec), ReconcileResult::NotLeader));
     }
     let namespace = obj
         .namespace()
@@ -209,17 +211,21 @@ async fn reconcile_inner(obj: &AviAutoscaler, ctx: &Context) -> Result<Option<Ac
         namespace: namespace.clone(),
         name: name.clone(),
     };
-    let resolved = obj.spec.resolve();
 
     // Gather the inputs: samples, then the target's scale (read last, so the decision sees the
-    // freshest replica count).
-    let samples = match &resolved {
-        Ok(r) => fetch_samples(ctx, &namespace, &obj.spec, r).await,
+    // freshest replica count). A spec that cannot be used reads no metric; its target is still
+    // read, so status shows the replica count that is held.
+    let samples = match &spec {
+        Ok(spec) => fetch_samples(ctx, &namespace, spec).await,
         Err(_) => Vec::new(),
+    };
+    let target_ref = match &spec {
+        Ok(spec) => &spec.scale_target_ref,
+        Err(_) => &obj.spec.scale_target_ref,
     };
     let target = ctx
         .targets
-        .read(&namespace, &obj.spec.scale_target_ref)
+        .read(&namespace, target_ref)
         .await
         .map(|r| scaling::TargetState {
             spec_replicas: r.spec,
@@ -233,25 +239,33 @@ async fn reconcile_inner(obj: &AviAutoscaler, ctx: &Context) -> Result<Option<Ac
     ctx.metrics.kube_request("get", "scale", target.is_ok());
 
     let now = Timestamp::now();
-    let mut decision = scaling::decide(&scaling::Inputs {
-        spec: &obj.spec,
-        generation: obj.metadata.generation,
-        status: obj.status.as_ref(),
-        target,
-        samples,
-        now,
-    });
+    let mut decision = match &spec {
+        Ok(spec) => scaling::decide(&scaling::Inputs {
+            spec,
+            generation: obj.metadata.generation,
+            status: obj.status.as_ref(),
+            target,
+            samples,
+            now,
+        }),
+        Err(invalid) => {
+            warn!(error = %invalid, "the spec cannot be used");
+            scaling::decide_invalid(&scaling::InvalidInputs {
+                invalid,
+                generation: obj.metadata.generation,
+                status: obj.status.as_ref(),
+                target,
+                now,
+            })
+        }
+    };
 
     let mut scale_error = None;
     if decision.scale {
         let from = decision.status.current_replicas;
         match ctx
             .targets
-            .patch_scale(
-                &namespace,
-                &obj.spec.scale_target_ref,
-                decision.desired_replicas,
-            )
+            .patch_scale(&namespace, target_ref, decision.desired_replicas)
             .await
         {
             Ok(()) => {
@@ -269,7 +283,7 @@ async fn reconcile_inner(obj: &AviAutoscaler, ctx: &Context) -> Result<Option<Ac
     }
 
     // Metrics first: whoever sees the new status also finds /metrics up to date.
-    record_metrics(ctx, &labels, obj, &decision);
+    record_metrics(ctx, &labels, &decision);
     let written = if obj.status.as_ref() != Some(&decision.status) {
         patch_status(ctx, obj, &decision.status).await
     } else {
@@ -293,10 +307,7 @@ async fn reconcile_inner(obj: &AviAutoscaler, ctx: &Context) -> Result<Option<Ac
             source,
         });
     }
-    Ok(Some(match resolved {
-        Ok(r) => Action::requeue(until_next_tick(Timestamp::now(), r.polling_interval)),
-        Err(_) => Action::requeue(INVALID_SPEC_RECHECK),
-    }))
+    Ok((next_poll(&spec), ReconcileResult::Success))
 }
 
 async fn patch_status(
@@ -345,27 +356,17 @@ async fn publish_events(ctx: &Context, obj: &AviAutoscaler, events: &[scaling::E
     }
 }
 
-fn record_metrics(
-    ctx: &Context,
-    labels: &ObjectLabels,
-    obj: &AviAutoscaler,
-    decision: &scaling::Decision,
-) {
+fn record_metrics(ctx: &Context, labels: &ObjectLabels, decision: &scaling::Decision) {
     ctx.metrics.set_replicas(
         labels,
         decision.status.current_replicas,
         decision.desired_replicas,
     );
-    for (spec, status) in obj
-        .spec
-        .metrics
-        .iter()
-        .zip(&decision.status.current_metrics)
-    {
+    for status in &decision.status.current_metrics {
         ctx.metrics.set_metric_value(
             labels,
-            &api::resolved::describe_entity(&spec.entity),
-            &spec.metric_id,
+            &api::resolved::describe_entity(&status.entity),
+            &status.metric_id,
             status.value,
         );
     }

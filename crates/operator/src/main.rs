@@ -15,6 +15,7 @@ mod run;
 mod simulate;
 mod target;
 mod telemetry;
+mod validation;
 
 /// An error and its causes on one line: `a: b: c`.
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {

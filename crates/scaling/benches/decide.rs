@@ -6,7 +6,7 @@ use std::hint::black_box;
 
 use api::{
     AviAutoscalerSpec, AviAutoscalerStatus, BasisSample, FreshnessRecord, Recommendation,
-    ScaleDirection, ScaleEvent,
+    ResolvedSpec, ScaleDirection, ScaleEvent,
     k8s::{Time, jiff::Timestamp},
 };
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -19,7 +19,7 @@ fn at(offset: i64) -> Timestamp {
     Timestamp::from_second(NOW + offset).expect("a valid time")
 }
 
-fn spec(metrics: usize) -> AviAutoscalerSpec {
+fn spec(metrics: usize) -> ResolvedSpec {
     let metrics: Vec<_> = (0..metrics)
         .map(|i| {
             json!({
@@ -29,7 +29,7 @@ fn spec(metrics: usize) -> AviAutoscalerSpec {
             })
         })
         .collect();
-    serde_json::from_value(json!({
+    let spec: AviAutoscalerSpec = serde_json::from_value(json!({
         "scaleTargetRef": {"name": "kuard"},
         "minReplicas": 1,
         "maxReplicas": 200,
@@ -44,12 +44,13 @@ fn spec(metrics: usize) -> AviAutoscalerSpec {
         },
         "fallback": {"failureThreshold": 3, "replicas": 10}
     }))
-    .expect("the bench spec deserializes")
+    .expect("the bench spec deserializes");
+    spec.resolve().expect("the bench spec resolves")
 }
 
 /// A status with 150 distinct recommendations over the last hour and a scale event every
 /// 15 seconds of the last 30 minutes.
-fn full_status(spec: &AviAutoscalerSpec) -> AviAutoscalerStatus {
+fn full_status(spec: &ResolvedSpec) -> AviAutoscalerStatus {
     let recommendations = (0..150)
         .map(|i| Recommendation {
             time: Time(at(-3590 + i * 24)),

@@ -19,7 +19,7 @@ use crate::{
     decision::{Decision, Event, EventType, MetricProposal},
     freshness,
     history::{Recommendations, ScaleEvents},
-    inputs::{Failure, Inputs, Sample, TargetState},
+    inputs::{Failure, Inputs, InvalidInputs, Sample, TargetState},
     normalize::normalize,
     replicas::propose,
 };
@@ -27,22 +27,28 @@ use crate::{
 /// Decides what to do on one poll. Pure: the same inputs always give the same decision, and the
 /// only memory is `inputs.status`.
 ///
-/// Every outcome is a [`Decision`]: an invalid spec, an unreadable target or failed metrics
-/// give a decision that holds the replica count and says why in its conditions (and, when the
-/// `Ready` condition changes reason, in an event).
+/// Every outcome is a [`Decision`]: an unreadable target or failed metrics give a decision
+/// that holds the replica count and says why in its conditions (and, when the `Ready`
+/// condition changes reason, in an event).
 pub fn decide(inputs: &Inputs<'_>) -> Decision {
     let previous = inputs.status.cloned().unwrap_or_default();
     let mut draft = Draft::new(&previous, inputs.generation, secs_of(inputs.now));
-    match inputs.spec.resolve() {
-        Err(invalid) => draft.invalid_spec(&invalid, inputs.target.as_ref().ok()),
-        Ok(spec) => {
-            draft.status.warnings = warnings(&spec);
-            match &inputs.target {
-                Err(failure) => draft.failed_get_scale(failure),
-                Ok(target) => draft.reconcile(&spec, target, &inputs.samples),
-            }
-        }
+    draft.status.warnings = warnings(inputs.spec);
+    match &inputs.target {
+        Err(failure) => draft.failed_get_scale(failure),
+        Ok(target) => draft.reconcile(inputs.spec, target, &inputs.samples),
     }
+    draft.finish()
+}
+
+/// Decides on a poll of an object whose spec cannot be used (it breaks a rule of the CRD, or
+/// has no typed form): hold the replica count, `ScalingActive` and `Ready` False with reason
+/// `InvalidSpec` and a message naming each field, and an `InvalidSpec` event when `Ready`
+/// changes reason. Pure, like [`decide`].
+pub fn decide_invalid(inputs: &InvalidInputs<'_>) -> Decision {
+    let previous = inputs.status.cloned().unwrap_or_default();
+    let mut draft = Draft::new(&previous, inputs.generation, secs_of(inputs.now));
+    draft.invalid_spec(inputs.invalid, inputs.target.as_ref().ok());
     draft.finish()
 }
 

@@ -1,15 +1,15 @@
 //! What a decision is made from.
 
-use api::{AviAutoscalerSpec, AviAutoscalerStatus, Reason, k8s::jiff::Timestamp};
+use api::{AviAutoscalerStatus, InvalidSpec, Reason, ResolvedSpec, k8s::jiff::Timestamp};
 
 /// Everything one decision needs. The engine keeps no memory of its own: whatever it must
 /// remember between polls (histories, conditions, freshness, failure streak) comes back in
 /// `status`.
 #[derive(Clone, Debug)]
 pub struct Inputs<'a> {
-    /// The raw spec. The engine resolves it; an invalid spec gives an `InvalidSpec` decision that
-    /// holds the replica count.
-    pub spec: &'a AviAutoscalerSpec,
+    /// The spec, validated against the CRD and resolved (a spec that cannot be used goes to
+    /// [`decide_invalid`](crate::decide_invalid) instead).
+    pub spec: &'a ResolvedSpec,
     /// `metadata.generation`, written to `status.observedGeneration` and to each condition.
     pub generation: Option<i64>,
     /// The status the previous decision returned (as read back from the API server), or `None`
@@ -23,6 +23,23 @@ pub struct Inputs<'a> {
     pub samples: Vec<Result<Sample, Failure>>,
     /// The time of the decision. Fractions of a second are dropped (status stores whole
     /// seconds).
+    pub now: Timestamp,
+}
+
+/// What a decision on a spec that cannot be used is made from: it holds the replica count and
+/// says why, so it needs no samples.
+#[derive(Clone, Debug)]
+pub struct InvalidInputs<'a> {
+    /// Every field of the spec that cannot be used, with the API server's message.
+    pub invalid: &'a InvalidSpec,
+    /// `metadata.generation`, written to `status.observedGeneration` and to each condition.
+    pub generation: Option<i64>,
+    /// The status the previous decision returned, or `None` for a new object.
+    pub status: Option<&'a AviAutoscalerStatus>,
+    /// The target's `scale` subresource, if it could be read: the held count is reported as
+    /// `currentReplicas` and `desiredReplicas`.
+    pub target: Result<TargetState, Failure>,
+    /// The time of the decision.
     pub now: Timestamp,
 }
 

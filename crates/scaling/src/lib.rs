@@ -1,7 +1,8 @@
 //! The scaling engine of avi-autoscaler: a pure function from what the operator observed to
 //! what it should do.
 //!
-//! [`decide`] takes the raw spec, the previous status (the engine's only memory), the target's
+//! [`decide`] takes the resolved spec ([`api::ResolvedSpec`], after the operator has checked
+//! the object against the CRD), the previous status (the engine's only memory), the target's
 //! replica counts, one metric sample per `spec.metrics` entry and the current time, and returns
 //! a [`Decision`]: the replica count, whether to write it, per-metric proposals, the complete new
 //! status (conditions, histories, metrics) and the events to record. No I/O, no async, no clock:
@@ -16,6 +17,7 @@
 //! #   "controller": {"endpoints": ["https://avi.example.com"], "credentialsSecretRef": {"name": "avi"}},
 //! #   "metrics": [{"entity": {"type": "pool", "name": "kuard"}, "metricId": "l4_server.avg_open_conns",
 //! #                "target": {"type": "AverageValue", "averageValue": 200}}]})).unwrap();
+//! let spec = spec.resolve().unwrap();
 //! let now: Timestamp = "2026-11-27T15:08:45Z".parse().unwrap();
 //! let decision = decide(&Inputs {
 //!     spec: &spec,
@@ -35,7 +37,8 @@
 //! The HorizontalPodAutoscaler's `reconcileAutoscaler` (kubernetes/kubernetes
 //! `pkg/controller/podautoscaler/horizontal.go`), with the Avi-specific steps in between:
 //!
-//! 1. **Spec.** An invalid spec holds: `ScalingActive=False/InvalidSpec` naming the field.
+//! 1. **Spec.** A spec that cannot be used never reaches [`decide`]: [`decide_invalid`] holds,
+//!    with `ScalingActive=False/InvalidSpec` naming each field as the API server would.
 //! 2. **Target.** An unreadable `scale` holds: `AbleToScale=False/FailedGetScale`.
 //! 3. **Samples.** A failed read, or a value that is NaN, infinite or negative, or a pool with no
 //!    members, is a failed metric: bad data is never a reason to scale. A poll with a failed
@@ -138,5 +141,5 @@ mod normalize;
 mod replicas;
 
 pub use decision::{Decision, Event, EventType, MetricProposal};
-pub use engine::decide;
-pub use inputs::{Failure, Inputs, Sample, TargetState};
+pub use engine::{decide, decide_invalid};
+pub use inputs::{Failure, Inputs, InvalidInputs, Sample, TargetState};

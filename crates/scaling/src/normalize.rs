@@ -350,6 +350,22 @@ mod tests {
 
     fn spec(behavior: Behavior, min: i32, max: i32) -> ResolvedSpec {
         ResolvedSpec {
+            scale_target_ref: api::ScaleTargetRef {
+                api_version: "apps/v1".to_owned(),
+                kind: "Deployment".to_owned(),
+                name: "web".to_owned(),
+            },
+            controller: api::ControllerSpec {
+                endpoints: vec!["https://avi.example.com".to_owned()],
+                credentials_secret_ref: api::SecretRef {
+                    name: "avi".to_owned(),
+                },
+                auth_mode: api::AuthMode::Session,
+                tenant: api::DEFAULT_TENANT.to_owned(),
+                api_version: None,
+                tls: None,
+                timeout_seconds: api::DEFAULT_TIMEOUT_SECONDS,
+            },
             min_replicas: min,
             max_replicas: max,
             polling_interval: Duration::from_secs(15),

@@ -3,10 +3,15 @@
 
 mod common;
 
-use api::{ConditionType::*, EventReason, Reason, ScaleDirection};
+use api::{
+    AviAutoscalerStatus, ConditionType::*, EventReason, InvalidSpec, Reason, ScaleDirection,
+    SpecViolation,
+};
 use common::*;
 use rstest::rstest;
-use scaling::{EventType, Failure, Inputs, Sample, TargetState, decide};
+use scaling::{
+    EventType, Failure, Inputs, InvalidInputs, Sample, TargetState, decide, decide_invalid,
+};
 use serde_json::json;
 
 #[test]
@@ -276,18 +281,36 @@ fn prechecks(
 
 #[test]
 fn an_invalid_spec_holds_and_names_the_field() {
-    let s = spec(json!({"minReplicas": 4, "maxReplicas": 2}));
-    let d = poll(&s, None, steady(3), vec![sample(1000.0, 0)], 0);
+    let invalid = InvalidSpec(vec![SpecViolation {
+        field: "spec.maxReplicas".to_owned(),
+        message: "Invalid value: 2: maxReplicas must be greater than or equal to minReplicas"
+            .to_owned(),
+    }]);
+    let poll_invalid = |status: Option<&AviAutoscalerStatus>, offset| {
+        decide_invalid(&InvalidInputs {
+            invalid: &invalid,
+            generation: Some(1),
+            status,
+            target: Ok(steady(3)),
+            now: at(offset),
+        })
+    };
+    let d = poll_invalid(None, 0);
     assert!(!d.scale);
     assert_eq!(d.desired_replicas, 3);
+    assert_eq!(d.status.current_replicas, 3);
     assert!(d.proposals.is_empty());
     assert_eq!(reason(&d, ScalingActive), is("False", "InvalidSpec"));
     assert_eq!(reason(&d, Ready), is("False", "InvalidSpec"));
     let message = &condition(&d, Ready).message;
     assert!(message.contains("spec.maxReplicas"), "{message}");
+    assert_eq!(
+        message,
+        "the spec cannot be used: spec.maxReplicas: Invalid value: 2: maxReplicas must be greater than or equal to minReplicas"
+    );
     assert_eq!(event_reasons(&d), [EventReason::InvalidSpec]);
     // Polled again, unchanged: no new event, same status.
-    let again = poll(&s, Some(&round_trip(&d.status)), steady(3), vec![], 15);
+    let again = poll_invalid(Some(&round_trip(&d.status)), 15);
     assert!(again.events.is_empty());
     assert_eq!(again.status, d.status);
 }

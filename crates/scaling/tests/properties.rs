@@ -4,8 +4,8 @@
 mod common;
 
 use api::{
-    AviAutoscalerSpec, AviAutoscalerStatus, Behavior, DirectionRules, PolicyType, Reason,
-    Recommendation, ScaleEvent, SelectPolicy, k8s::Time,
+    AviAutoscalerStatus, Behavior, DirectionRules, PolicyType, Reason, Recommendation,
+    ResolvedSpec, ScaleEvent, SelectPolicy, k8s::Time,
 };
 use common::*;
 use proptest::prelude::*;
@@ -54,7 +54,7 @@ fn target_metric() -> impl Strategy<Value = Value> {
 
 /// A valid spec: 1 to 3 metrics, min 1..5, max above it, legacy or a random `behavior`, maybe a
 /// fallback.
-fn any_spec() -> impl Strategy<Value = AviAutoscalerSpec> {
+fn any_spec() -> impl Strategy<Value = ResolvedSpec> {
     (
         1i32..5,
         0i32..10,
@@ -151,7 +151,7 @@ fn any_sample() -> impl Strategy<Value = Result<Sample, Failure>> {
 }
 
 fn inputs<'a>(
-    spec: &'a AviAutoscalerSpec,
+    spec: &'a ResolvedSpec,
     status: Option<&'a AviAutoscalerStatus>,
     target: TargetState,
     samples: Vec<Result<Sample, Failure>>,
@@ -172,7 +172,7 @@ fn samples_for(count: usize) -> impl Strategy<Value = Vec<Result<Sample, Failure
 
 fn case() -> impl Strategy<
     Value = (
-        AviAutoscalerSpec,
+        ResolvedSpec,
         Option<AviAutoscalerStatus>,
         TargetState,
         Vec<Result<Sample, Failure>>,
@@ -222,7 +222,7 @@ proptest! {
 
     #[test]
     fn the_result_stays_within_min_and_max((spec, status, target, samples) in case()) {
-        let resolved = spec.resolve().unwrap();
+        let resolved = &spec;
         let d = decide(&inputs(&spec, status.as_ref(), target, samples));
         if target.spec_replicas == 0 {
             prop_assert_eq!(d.desired_replicas, 0);
@@ -245,7 +245,7 @@ proptest! {
 
     #[test]
     fn a_step_never_exceeds_what_the_policies_allow((spec, status, target, samples) in case()) {
-        let resolved = spec.resolve().unwrap();
+        let resolved = &spec;
         let Behavior::Rules { scale_up, scale_down } = &resolved.behavior else {
             return Ok(());
         };
@@ -326,7 +326,7 @@ proptest! {
         spec in any_spec(),
         polls in prop::collection::vec((1i64..120, 0.0f64..3000.0), 1..50),
     ) {
-        let resolved = spec.resolve().unwrap();
+        let resolved = &spec;
         let (window, inclusive) = match &resolved.behavior {
             Behavior::Legacy { scale_down_window, .. } => (scale_down_window.as_secs() as i64, true),
             Behavior::Rules { scale_down, .. } => (scale_down.stabilization_window.as_secs() as i64, false),

@@ -38,7 +38,7 @@ pub fn run(s: &Scenario) -> Vec<Tick> {
             .map(|i| avi.read(i, t, &target))
             .collect();
         let decision = decide(&Inputs {
-            spec: &s.spec,
+            spec: &s.resolved,
             generation: s.generation,
             status: status.as_ref(),
             target: Ok(state),

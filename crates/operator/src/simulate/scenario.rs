@@ -1,7 +1,8 @@
 //! The scenario file: parsing and validation, with errors that name the field.
 
 use api::{
-    Aggregation, AviAutoscalerSpec, AviAutoscalerStatus, EntityType, Reason, ResolvedSpec,
+    Aggregation, AviAutoscalerSpec, AviAutoscalerStatus, EntityType, InvalidSpec, Reason,
+    ResolvedSpec,
     k8s::{
         ObjectMeta,
         jiff::{SignedDuration, Timestamp},
@@ -25,9 +26,7 @@ pub struct Scenario {
     pub name: String,
     /// `autoscaler.metadata.generation`, if set.
     pub generation: Option<i64>,
-    /// The spec as written (the engine resolves it itself).
-    pub spec: AviAutoscalerSpec,
-    /// The spec resolved, for the model (polling interval, metric periods, targets).
+    /// The spec, checked against the CRD and resolved, as the operator does it.
     pub resolved: ResolvedSpec,
     /// The status to start from: it may carry history.
     pub status: Option<AviAutoscalerStatus>,
@@ -106,7 +105,8 @@ pub enum Per {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RawScenario {
-    autoscaler: RawAutoscaler,
+    /// Checked against the CRD before it is read as a [`RawAutoscaler`].
+    autoscaler: serde_json::Value,
     start_time: Option<String>,
     initial_replicas: Option<serde_yaml::Value>,
     #[serde(default)]
@@ -179,7 +179,7 @@ impl Scenario {
     /// Parses and validates a scenario. The error names the offending field.
     pub fn parse(text: &str) -> Result<Self, String> {
         let raw: RawScenario = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
-        let a = raw.autoscaler;
+        let a = autoscaler(&raw.autoscaler)?;
         if let Some(v) = a.api_version.as_deref()
             && v != format!("{}/{}", api::GROUP, api::VERSION)
         {
@@ -194,14 +194,10 @@ impl Scenario {
         {
             return Err(format!("autoscaler.kind: expected AviAutoscaler, got {k}"));
         }
-        let resolved = a.spec.resolve().map_err(|invalid| {
-            invalid
-                .0
-                .iter()
-                .map(|v| format!("autoscaler.{}: {}", v.field, v.message))
-                .collect::<Vec<_>>()
-                .join("; ")
-        })?;
+        let resolved = a
+            .spec
+            .resolve()
+            .map_err(|invalid| in_autoscaler(&invalid))?;
         let start: Timestamp = raw
             .start_time
             .as_deref()
@@ -246,7 +242,6 @@ impl Scenario {
             name: a.metadata.name.unwrap_or_else(|| "scenario".to_owned()),
             generation: a.metadata.generation,
             has_ready_replicas: matches!(kind, "Deployment" | "StatefulSet" | "ReplicaSet"),
-            spec: a.spec,
             resolved,
             status: a.status,
             start,
@@ -256,6 +251,25 @@ impl Scenario {
             metrics,
         })
     }
+}
+
+/// The scenario's AviAutoscaler, checked against the CRD as the operator checks the objects it
+/// reads, with the schema's defaults applied.
+fn autoscaler(value: &serde_json::Value) -> Result<RawAutoscaler, String> {
+    // apiVersion and kind are checked with their own messages below; the schema does not
+    // cover them.
+    let stored = crate::validation::admit(value).map_err(|invalid| in_autoscaler(&invalid))?;
+    serde_json::from_value(stored).map_err(|e| format!("autoscaler: {e}"))
+}
+
+/// The fields of an invalid spec, named from the scenario's top level.
+fn in_autoscaler(invalid: &InvalidSpec) -> String {
+    invalid
+        .0
+        .iter()
+        .map(|v| format!("autoscaler.{}: {}", v.field, v.message))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn initial(value: Option<serde_yaml::Value>) -> Result<Initial, String> {

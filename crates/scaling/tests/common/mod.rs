@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use api::{
-    AviAutoscalerSpec, AviAutoscalerStatus, ConditionType, EventReason,
+    AviAutoscalerSpec, AviAutoscalerStatus, ConditionType, EventReason, ResolvedSpec,
     k8s::{Condition, jiff::Timestamp},
 };
 use scaling::{Decision, Failure, Inputs, Sample, TargetState, decide};
@@ -16,8 +16,8 @@ pub fn at(offset: i64) -> Timestamp {
 }
 
 /// The seed experiment's AviAutoscaler with an AverageValue target of 200 on the pool total,
-/// min 1, max 5, no behavior; `patch` is merged over the spec.
-pub fn spec(patch: Value) -> AviAutoscalerSpec {
+/// min 1, max 5, no behavior; `patch` is merged over the spec. Resolved, as the engine takes it.
+pub fn spec(patch: Value) -> ResolvedSpec {
     let mut base = json!({
         "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "kuard"},
         "minReplicas": 1,
@@ -29,7 +29,8 @@ pub fn spec(patch: Value) -> AviAutoscalerSpec {
         "metrics": [metric("AverageValue", 200.0)],
     });
     merge(&mut base, patch);
-    serde_json::from_value(base).expect("the test spec deserializes")
+    let spec: AviAutoscalerSpec = serde_json::from_value(base).expect("the test spec deserializes");
+    spec.resolve().expect("the test spec resolves")
 }
 
 /// A pool metric on `kuard` with the given target type and amount.
@@ -82,7 +83,7 @@ pub fn sample(value: f64, offset: i64) -> Result<Sample, Failure> {
 
 /// One poll at `T0 + offset`.
 pub fn poll(
-    spec: &AviAutoscalerSpec,
+    spec: &ResolvedSpec,
     status: Option<&AviAutoscalerStatus>,
     target: TargetState,
     samples: Vec<Result<Sample, Failure>>,
@@ -127,13 +128,13 @@ pub fn event_reasons(d: &Decision) -> Vec<EventReason> {
 
 /// A little closed loop: the target follows each decision at once, every metric reads `value`.
 pub struct Loop {
-    pub spec: AviAutoscalerSpec,
+    pub spec: ResolvedSpec,
     pub status: Option<AviAutoscalerStatus>,
     pub target: TargetState,
 }
 
 impl Loop {
-    pub fn new(spec: AviAutoscalerSpec, replicas: i32) -> Self {
+    pub fn new(spec: ResolvedSpec, replicas: i32) -> Self {
         Self {
             spec,
             status: None,
