@@ -137,6 +137,7 @@ mod inputs;
 mod normalize;
 mod replicas;
 
-pub use decision::{Decision, Event, EventType, MetricProposal};
+pub use api::EventType;
+pub use decision::{Decision, Event, MetricProposal};
 pub use engine::decide;
 pub use inputs::{Failure, Inputs, Sample, TargetState};
