@@ -1,4 +1,4 @@
-//! Condition types, condition reasons and event reasons.
+//! Condition types, condition reasons, and event reasons with their types and actions.
 //!
 //! The HorizontalPodAutoscaler's names are kept verbatim (users and tools match on them);
 //! the Avi-specific ones are added. Each serialises to exactly the string shown.
@@ -159,5 +159,108 @@ string_enum! {
         Resumed,
         /// Warning: the status could not be written.
         FailedUpdateStatus,
+    }
+}
+
+string_enum! {
+    /// The type of an Event, as the Events API spells it.
+    EventType {
+        /// Something expected happened.
+        Normal,
+        /// Something needs attention.
+        Warning,
+    }
+}
+
+string_enum! {
+    /// The Events API `action` of an event: what the operator was doing when it happened.
+    EventAction {
+        /// Writing the target's replica count.
+        Scale,
+        /// Reading the target's scale subresource.
+        GetScale,
+        /// Reading the metrics and computing a replica count from them.
+        ComputeReplicas,
+        /// Honouring `spec.paused`.
+        Pause,
+        /// Writing the AviAutoscaler's status.
+        UpdateStatus,
+    }
+}
+
+impl EventReason {
+    /// The type and the action of every event with this reason. Listing each reason here
+    /// (no catch-all) makes a new reason a compile error until it has both.
+    pub const fn type_and_action(self) -> (EventType, EventAction) {
+        use EventAction::*;
+        use EventType::*;
+        match self {
+            Self::SuccessfulRescale => (Normal, Scale),
+            Self::FailedRescale => (Warning, Scale),
+            Self::FailedGetScale => (Warning, GetScale),
+            Self::FailedComputeMetricsReplicas => (Warning, ComputeReplicas),
+            Self::FailedGetAviMetric => (Warning, ComputeReplicas),
+            Self::AviAuthFailed => (Warning, ComputeReplicas),
+            Self::AviUnreachable => (Warning, ComputeReplicas),
+            Self::SecretNotFound => (Warning, ComputeReplicas),
+            Self::InvalidSpec => (Warning, ComputeReplicas),
+            Self::FallbackActive => (Warning, ComputeReplicas),
+            Self::FallbackCleared => (Normal, ComputeReplicas),
+            Self::Paused => (Normal, Pause),
+            Self::Resumed => (Normal, Pause),
+            Self::FailedUpdateStatus => (Warning, UpdateStatus),
+        }
+    }
+
+    /// Normal or Warning.
+    pub const fn event_type(self) -> EventType {
+        self.type_and_action().0
+    }
+
+    /// What the operator was doing when an event with this reason happened.
+    pub const fn action(self) -> EventAction {
+        self.type_and_action().1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_reason_has_its_documented_type_and_an_action() {
+        // The types the variants' doc comments promise, spelled out once more so that a
+        // changed mapping fails here.
+        let expected = [
+            ("SuccessfulRescale", "Normal", "Scale"),
+            ("FailedRescale", "Warning", "Scale"),
+            ("FailedGetScale", "Warning", "GetScale"),
+            ("FailedComputeMetricsReplicas", "Warning", "ComputeReplicas"),
+            ("FailedGetAviMetric", "Warning", "ComputeReplicas"),
+            ("AviAuthFailed", "Warning", "ComputeReplicas"),
+            ("AviUnreachable", "Warning", "ComputeReplicas"),
+            ("SecretNotFound", "Warning", "ComputeReplicas"),
+            ("InvalidSpec", "Warning", "ComputeReplicas"),
+            ("FallbackActive", "Warning", "ComputeReplicas"),
+            ("FallbackCleared", "Normal", "ComputeReplicas"),
+            ("Paused", "Normal", "Pause"),
+            ("Resumed", "Normal", "Pause"),
+            ("FailedUpdateStatus", "Warning", "UpdateStatus"),
+        ];
+        let actual: Vec<(&str, &str, &str)> = EventReason::ALL
+            .iter()
+            .map(|r| (r.as_str(), r.event_type().as_str(), r.action().as_str()))
+            .collect();
+        assert_eq!(actual, expected);
+    }
+
+    #[test]
+    fn every_action_is_used() {
+        for action in EventAction::ALL {
+            assert!(
+                EventReason::ALL.iter().any(|r| r.action() == *action),
+                "{action} is the action of no event reason"
+            );
+        }
     }
 }

@@ -12,7 +12,7 @@ pub mod resolved;
 pub mod spec;
 pub mod status;
 
-pub use conditions::{ConditionType, EventReason, Reason};
+pub use conditions::{ConditionType, EventAction, EventReason, EventType, Reason};
 pub use resolved::{
     Behavior, DirectionRules, InvalidSpec, ResolvedFallback, ResolvedMetric, ResolvedSpec,
     SpecViolation, Target,

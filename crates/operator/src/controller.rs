@@ -26,7 +26,7 @@ use tracing::{debug, info, instrument, warn};
 
 use crate::{
     connection::Connections,
-    events::{Events, Outgoing},
+    events::Events,
     leader::Leadership,
     target::Targets,
     telemetry::{Metrics, ObjectLabels, ReconcileResult},
@@ -291,11 +291,10 @@ async fn reconcile_inner(
     };
     let mut events = decision.events.clone();
     if let Err(e) = &written {
-        events.push(scaling::Event {
-            type_: scaling::EventType::Warning,
-            reason: api::EventReason::FailedUpdateStatus,
-            message: crate::error_chain(e),
-        });
+        events.push(scaling::Event::new(
+            api::EventReason::FailedUpdateStatus,
+            crate::error_chain(e),
+        ));
     }
     publish_events(ctx, obj, &events).await;
     written?;
@@ -342,16 +341,11 @@ async fn patch_status(
 async fn publish_events(ctx: &Context, obj: &AviAutoscaler, events: &[scaling::Event]) {
     let reference = obj.object_ref(&());
     for e in events {
-        let outgoing = Outgoing {
-            warning: e.type_ == scaling::EventType::Warning,
-            reason: e.reason.as_str().to_owned(),
-            message: e.message.clone(),
-        };
-        let ok = ctx.events.publish(&reference, &outgoing).await;
+        let ok = ctx.events.publish(&reference, e).await;
         ctx.metrics.kube_request("create", "events", ok.is_ok());
         if let Err(err) = ok {
             // An event that cannot be written is not worth failing the reconcile for.
-            warn!(error = &err as &dyn std::error::Error, reason = %outgoing.reason, "publishing an event failed");
+            warn!(error = &err as &dyn std::error::Error, reason = %e.reason, "publishing an event failed");
         }
     }
 }

@@ -5,9 +5,13 @@
 //! "New size: 2". Kubernetes' own event correlator folds only identical messages, so a recorder
 //! is kept per (object, reason, message): a repeated message counts up its series, a new message
 //! is a new Event, as `kubectl describe` users expect.
+//!
+//! Events arrive as [`scaling::Event`]s, whatever produced them (the engine, or the operator's
+//! own `FailedUpdateStatus`); their type and action follow from the typed reason.
 
 use std::{collections::HashMap, sync::Mutex};
 
+use api::EventReason;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::{
     Client,
@@ -18,22 +22,11 @@ use kube::{
 /// is that an identical message repeated later starts a new Event instead of counting up).
 const MAX_RECORDERS: usize = 10_000;
 
-/// One event to publish.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Outgoing {
-    /// Normal or Warning.
-    pub warning: bool,
-    /// The reason, e.g. `SuccessfulRescale`.
-    pub reason: String,
-    /// The message.
-    pub message: String,
-}
-
 /// Publishes events with one reporter identity.
 pub struct Events {
     client: Client,
     reporter: Reporter,
-    recorders: Mutex<HashMap<(String, String, String), Recorder>>,
+    recorders: Mutex<HashMap<(String, EventReason, String), Recorder>>,
 }
 
 impl Events {
@@ -53,11 +46,11 @@ impl Events {
     pub async fn publish(
         &self,
         regarding: &ObjectReference,
-        event: &Outgoing,
+        event: &scaling::Event,
     ) -> Result<(), kube::Error> {
         let key = (
             regarding.uid.clone().unwrap_or_default(),
-            event.reason.clone(),
+            event.reason,
             event.message.clone(),
         );
         let recorder = {
@@ -70,22 +63,7 @@ impl Events {
                 .or_insert_with(|| Recorder::new(self.client.clone(), self.reporter.clone()))
                 .clone()
         };
-        recorder
-            .publish(
-                &Event {
-                    type_: if event.warning {
-                        EventType::Warning
-                    } else {
-                        EventType::Normal
-                    },
-                    reason: event.reason.clone(),
-                    note: Some(truncate(&event.message, 1024)),
-                    action: action_for(&event.reason).to_owned(),
-                    secondary: None,
-                },
-                regarding,
-            )
-            .await
+        recorder.publish(&to_kube(event), regarding).await
     }
 
     /// Drops the recorders of objects that no longer exist.
@@ -97,14 +75,19 @@ impl Events {
     }
 }
 
-/// The Events API `action`: what the operator was doing when the event happened.
-fn action_for(reason: &str) -> &'static str {
-    match reason {
-        "SuccessfulRescale" | "FailedRescale" => "Scale",
-        "FailedGetScale" => "GetScale",
-        "Paused" | "Resumed" => "Pause",
-        "FailedUpdateStatus" => "UpdateStatus",
-        _ => "ComputeReplicas",
+/// The kube-runtime Event for `event`: type and action from its reason
+/// ([`EventReason::type_and_action`]), the message cut to the Events API's limit.
+fn to_kube(event: &scaling::Event) -> Event {
+    let (type_, action) = event.reason.type_and_action();
+    Event {
+        type_: match type_ {
+            api::EventType::Normal => EventType::Normal,
+            api::EventType::Warning => EventType::Warning,
+        },
+        reason: event.reason.as_str().to_owned(),
+        note: Some(truncate(&event.message, 1024)),
+        action: action.as_str().to_owned(),
+        secondary: None,
     }
 }
 
@@ -133,7 +116,43 @@ mod tests {
 
     #[test]
     fn actions_are_pascal_case_verbs() {
-        assert_eq!(action_for("SuccessfulRescale"), "Scale");
-        assert_eq!(action_for("FailedGetAviMetric"), "ComputeReplicas");
+        let action = |reason| to_kube(&scaling::Event::new(reason, "m")).action;
+        assert_eq!(action(EventReason::SuccessfulRescale), "Scale");
+        assert_eq!(action(EventReason::FailedGetAviMetric), "ComputeReplicas");
+    }
+
+    #[test]
+    fn every_reason_maps_to_a_kube_event_with_a_type_and_an_action() {
+        for &reason in EventReason::ALL {
+            let event = to_kube(&scaling::Event::new(reason, "m"));
+            assert_eq!(event.reason, reason.as_str());
+            // kube-runtime's EventType has no string form; its derived Debug is the name.
+            assert_eq!(
+                format!("{:?}", event.type_),
+                reason.event_type().as_str(),
+                "{reason}"
+            );
+            assert!(
+                event.action.starts_with(|c: char| c.is_ascii_uppercase())
+                    && event.action.chars().all(|c| c.is_ascii_alphabetic()),
+                "{reason}: action {:?} is not a PascalCase verb",
+                event.action
+            );
+            assert_eq!(event.note.as_deref(), Some("m"));
+        }
+        // Warnings are what `kubectl get events --field-selector type=Warning` shows.
+        let warning = to_kube(&scaling::Event::new(EventReason::FailedUpdateStatus, "m"));
+        assert_eq!(warning.type_, EventType::Warning);
+        let normal = to_kube(&scaling::Event::new(EventReason::Resumed, "m"));
+        assert_eq!(normal.type_, EventType::Normal);
+    }
+
+    #[test]
+    fn long_messages_are_cut_to_the_events_api_limit() {
+        let event = to_kube(&scaling::Event::new(
+            EventReason::FailedRescale,
+            "é".repeat(600),
+        ));
+        assert_eq!(event.note.map(|n| n.len()), Some(1024));
     }
 }

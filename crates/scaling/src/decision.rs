@@ -1,13 +1,14 @@
 //! What a decision says to do, and why.
 
 use api::{
-    AviAutoscalerStatus, ConditionType, EventReason, FreshnessRecord, Reason, ScaleEvent,
-    k8s::{Condition, Time, jiff::Timestamp},
+    AviAutoscalerStatus, ConditionType, EventReason, EventType, FreshnessRecord, Reason,
+    ScaleEvent,
+    k8s::{Time, jiff::Timestamp},
 };
 
 use crate::{
     clock::{secs_of, time_at},
-    conditions,
+    conditions::{self, ConditionSet},
     inputs::Failure,
 };
 
@@ -33,10 +34,12 @@ pub struct Decision {
     rollback: Option<Rollback>,
 }
 
-/// The status as it would be without the scale, for [`Decision::scale_failed`].
+/// What [`Decision::scale_failed`] needs to take the scale back out of the status: the
+/// conditions as decided, still over the previous status's (so that setting them again moves
+/// `lastTransitionTime` only on a flip), and the status fields as they were before the scale.
 #[derive(Clone, Debug, PartialEq)]
 struct Rollback {
-    previous_conditions: Vec<Condition>,
+    conditions: ConditionSet,
     desired_replicas: i32,
     last_scale_time: Option<Time>,
     scale_events: Vec<ScaleEvent>,
@@ -62,16 +65,17 @@ impl Decision {
         }
     }
 
-    /// Remembers what the status held before the scale, so [`Decision::scale_failed`] can undo
-    /// it.
+    /// Remembers what the status held before the scale, and the conditions decided, so
+    /// [`Decision::scale_failed`] can undo the scale.
     pub(crate) fn with_rollback(
         mut self,
         previous: &AviAutoscalerStatus,
+        conditions: ConditionSet,
         scale_events: Vec<ScaleEvent>,
         reason: String,
     ) -> Self {
         self.rollback = Some(Rollback {
-            previous_conditions: previous.conditions.clone(),
+            conditions,
             desired_replicas: previous.desired_replicas,
             last_scale_time: previous.last_scale_time.clone(),
             scale_events,
@@ -99,31 +103,19 @@ impl Decision {
         status.last_scale_time = rollback.last_scale_time;
         status.scale_events = rollback.scale_events;
         status.freshness = rollback.freshness;
-        let now = time_at(secs_of(now));
+        let mut conditions = rollback.conditions.at(time_at(secs_of(now)));
         let message = conditions::failed_update_scale(error);
-        let generation = status.observed_generation;
         for ty in [ConditionType::AbleToScale, ConditionType::Ready] {
-            let condition = conditions::transition(
-                &rollback.previous_conditions,
-                ty,
-                false,
-                Reason::FailedUpdateScale,
-                &message,
-                &now,
-                generation,
-            );
-            conditions::replace(&mut status.conditions, condition);
+            conditions.set(ty, false, Reason::FailedUpdateScale, &message);
         }
+        status.conditions = conditions.to_conditions();
         self.events
             .retain(|e| e.reason != EventReason::SuccessfulRescale);
-        self.events.push(Event {
-            type_: EventType::Warning,
-            reason: EventReason::FailedRescale,
-            message: format!(
-                "New size: {}; reason: {}; error: {error}",
-                self.desired_replicas, rollback.reason
-            ),
-        });
+        self.events.push(Event::failed_rescale(
+            self.desired_replicas,
+            &rollback.reason,
+            error,
+        ));
         self.scale = false;
         self
     }
@@ -148,33 +140,88 @@ pub struct MetricProposal {
     pub fallback: bool,
 }
 
-/// The type of an [`Event`], as Kubernetes Events spell it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum EventType {
-    /// Something expected happened.
-    Normal,
-    /// Something needs attention.
-    Warning,
-}
-
-impl EventType {
-    /// `Normal` or `Warning`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            EventType::Normal => "Normal",
-            EventType::Warning => "Warning",
-        }
-    }
-}
-
-/// A Kubernetes Event to record on the AviAutoscaler.
+/// A Kubernetes Event to record on the AviAutoscaler. Its type and action follow from its
+/// reason ([`EventReason::type_and_action`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
-    /// Normal or Warning.
-    pub type_: EventType,
     /// The reason, for example `SuccessfulRescale`.
     pub reason: EventReason,
     /// The message, for example `New size: 5; reason: pool/kuard l4_server.avg_open_conns above
     /// target`.
     pub message: String,
+}
+
+impl Event {
+    /// An event with `reason` and `message`.
+    pub fn new(reason: EventReason, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    /// Normal or Warning, from the reason.
+    pub fn type_(&self) -> EventType {
+        self.reason.event_type()
+    }
+
+    /// `SuccessfulRescale`, worded as the HorizontalPodAutoscaler words it; `why` is one of the
+    /// [`rescale`] texts.
+    pub(crate) fn successful_rescale(replicas: i32, why: &str) -> Self {
+        Self::new(
+            EventReason::SuccessfulRescale,
+            format!("New size: {replicas}; reason: {why}"),
+        )
+    }
+
+    /// `FailedRescale`: the scale to `replicas` for `why` could not be written.
+    pub(crate) fn failed_rescale(replicas: i32, why: &str, error: &str) -> Self {
+        Self::new(
+            EventReason::FailedRescale,
+            format!("New size: {replicas}; reason: {why}; error: {error}"),
+        )
+    }
+
+    /// `Resumed`: `spec.paused` was cleared.
+    pub(crate) fn resumed() -> Self {
+        Self::new(
+            EventReason::Resumed,
+            "spec.paused was cleared: the autoscaler manages the replica count again",
+        )
+    }
+
+    /// `FallbackCleared`: the metrics can be read again.
+    pub(crate) fn fallback_cleared() -> Self {
+        Self::new(
+            EventReason::FallbackCleared,
+            "the metrics can be read again: the fallback no longer applies",
+        )
+    }
+}
+
+/// Why a scale was made: the `reason: …` of its event, as the HorizontalPodAutoscaler words it
+/// (`horizontal.go`, `rescaleReason`).
+pub(crate) mod rescale {
+    /// The precheck above `maxReplicas`.
+    pub(crate) const ABOVE_MAX: &str = "Current number of replicas above Spec.MaxReplicas";
+    /// The precheck below `minReplicas`.
+    pub(crate) const BELOW_MIN: &str = "Current number of replicas below Spec.MinReplicas";
+    /// A scale-down on the metrics.
+    pub(crate) const ALL_BELOW_TARGET: &str = "All metrics below target";
+    /// A scale up that only the stabilization window asks for.
+    pub(crate) const HIGHER_IN_WINDOW: &str =
+        "a higher recommendation is inside the stabilization window";
+    /// A scale down that only the stabilization window asks for.
+    pub(crate) const LOWER_IN_WINDOW: &str =
+        "a lower recommendation is inside the stabilization window";
+
+    /// A scale-up driven by `metric`.
+    pub(crate) fn above_target(metric: &str) -> String {
+        format!("{metric} above target")
+    }
+
+    /// A scale to the fallback replica count.
+    pub(crate) fn fallback(threshold: i32) -> String {
+        format!("fallback: the metrics could not be read for {threshold} polls in a row")
+    }
 }

@@ -16,7 +16,7 @@ use api::{
 use crate::{
     clock::{Seconds, secs_of, time_at},
     conditions::{self, ConditionSet},
-    decision::{Decision, Event, EventType, MetricProposal},
+    decision::{Decision, Event, MetricProposal, rescale},
     freshness,
     history::{Recommendations, ScaleEvents},
     inputs::{Failure, Inputs, InvalidInputs, Sample, TargetState},
@@ -255,15 +255,9 @@ impl<'p> Draft<'p> {
             // was, which could show a state that no longer holds).
             self.report_metrics(&combined, spec, fallback);
             let (replicas, reason) = if current > spec.max_replicas {
-                (
-                    spec.max_replicas,
-                    "Current number of replicas above Spec.MaxReplicas",
-                )
+                (spec.max_replicas, rescale::ABOVE_MAX)
             } else {
-                (
-                    spec.min_replicas,
-                    "Current number of replicas below Spec.MinReplicas",
-                )
+                (spec.min_replicas, rescale::BELOW_MIN)
             };
             let basis = Basis {
                 readings: &readings,
@@ -495,7 +489,7 @@ impl<'p> Draft<'p> {
                 // Unreachable: a hold needs a failed metric. Say so rather than panic.
                 self.health = Health::Problem(
                     Reason::FailedGetAviMetric,
-                    "no metric could be evaluated".to_owned(),
+                    conditions::NO_METRIC_EVALUATED.to_owned(),
                 );
             }
         }
@@ -506,10 +500,6 @@ impl<'p> Draft<'p> {
         let Some(record) = &self.previous.freshness else {
             return String::new();
         };
-        let direction = match record.direction {
-            ScaleDirection::Up => "scale-up",
-            ScaleDirection::Down => "scale-down",
-        };
         let held: Vec<String> = spec
             .metrics
             .iter()
@@ -517,16 +507,15 @@ impl<'p> Draft<'p> {
             .zip(stale)
             .filter(|(_, s)| **s)
             .map(|((m, p), _)| {
-                let value = p.value.as_ref().map_or_else(|_| "?".to_owned(), |v| format_number(*v));
+                let value = p
+                    .value
+                    .as_ref()
+                    .map_or_else(|_| "?".to_owned(), |v| format_number(*v));
                 let from = time_at(freshness::fresh_from(record, m)).0;
-                format!("{} still reads {value} (a new value, or the same one read from {from} on, counts as fresh)", p.metric)
+                conditions::still_stale(&p.metric, &value, from)
             })
             .collect();
-        format!(
-            "a further {direction} waits for a sample from a newer Avi aggregation bucket than the scale at {} was based on: {}",
-            record.time.0,
-            held.join("; ")
-        )
+        conditions::waiting_for_fresh_sample(record.direction, record.time.0, &held)
     }
 
     /// The event's "reason: …", as the HorizontalPodAutoscaler words it.
@@ -540,22 +529,19 @@ impl<'p> Draft<'p> {
         fallback: Option<ResolvedFallback>,
     ) -> String {
         if let (Winner::Fallback(_), Some(fb)) = (winner, fallback) {
-            return format!(
-                "fallback: the metrics could not be read for {} polls in a row",
-                fb.failure_threshold
-            );
+            return rescale::fallback(fb.failure_threshold);
         }
         if desired > current {
             let metric = match winner {
                 Winner::Metric(i) | Winner::Fallback(i) => spec.metrics[i].describe(),
             };
-            format!("{metric} above target")
+            rescale::above_target(&metric)
         } else if desired < current {
-            "All metrics below target".to_owned()
+            rescale::ALL_BELOW_TARGET.to_owned()
         } else if normalized > current {
-            "a higher recommendation is inside the stabilization window".to_owned()
+            rescale::HIGHER_IN_WINDOW.to_owned()
         } else {
-            "a lower recommendation is inside the stabilization window".to_owned()
+            rescale::LOWER_IN_WINDOW.to_owned()
         }
     }
 
@@ -591,11 +577,8 @@ impl<'p> Draft<'p> {
             Reason::SucceededRescale,
             &conditions::succeeded_rescale(replicas),
         );
-        self.events.push(Event {
-            type_: EventType::Normal,
-            reason: EventReason::SuccessfulRescale,
-            message: format!("New size: {replicas}; reason: {reason}"),
-        });
+        self.events
+            .push(Event::successful_rescale(replicas, &reason));
         self.scale = Some(Scale {
             reason,
             events_before,
@@ -669,7 +652,7 @@ impl<'p> Draft<'p> {
         }
         self.conditions
             .set(ConditionType::Ready, ok, reason, &message);
-        self.status.conditions = self.conditions.into_conditions();
+        self.status.conditions = self.conditions.to_conditions();
         let decision = Decision::new(
             self.desired,
             self.scale.is_some(),
@@ -678,7 +661,12 @@ impl<'p> Draft<'p> {
             self.events,
         );
         match self.scale {
-            Some(scale) => decision.with_rollback(self.previous, scale.events_before, scale.reason),
+            Some(scale) => decision.with_rollback(
+                self.previous,
+                self.conditions,
+                scale.events_before,
+                scale.reason,
+            ),
             None => decision,
         }
     }
@@ -700,51 +688,49 @@ fn transition_events(
     message: &str,
 ) -> Vec<Event> {
     let mut events = Vec::new();
-    let event = |type_, reason, message: &str| Event {
-        type_,
-        reason,
-        message: message.to_owned(),
-    };
     if before == Some(Reason::Paused) && reason != Reason::Paused {
-        events.push(event(
-            EventType::Normal,
-            EventReason::Resumed,
-            "spec.paused was cleared: the autoscaler manages the replica count again",
-        ));
+        events.push(Event::resumed());
     }
     if before == Some(Reason::FallbackActive) && ok {
-        events.push(event(
-            EventType::Normal,
-            EventReason::FallbackCleared,
-            "the metrics can be read again: the fallback no longer applies",
-        ));
+        events.push(Event::fallback_cleared());
     }
-    if !ok {
-        let warning = match reason {
-            Reason::Paused => Some((EventType::Normal, EventReason::Paused)),
-            // Not a fault; the HorizontalPodAutoscaler records no event for it either.
-            Reason::ScalingDisabled => None,
-            // Decision::scale_failed records FailedRescale.
-            Reason::FailedUpdateScale => None,
-            Reason::FailedGetScale => Some((EventType::Warning, EventReason::FailedGetScale)),
-            Reason::InvalidSpec => Some((EventType::Warning, EventReason::InvalidSpec)),
-            Reason::FallbackActive => Some((EventType::Warning, EventReason::FallbackActive)),
-            Reason::FailedGetAviMetric => {
-                Some((EventType::Warning, EventReason::FailedGetAviMetric))
-            }
-            Reason::AviAuthFailed => Some((EventType::Warning, EventReason::AviAuthFailed)),
-            Reason::AviUnreachable => Some((EventType::Warning, EventReason::AviUnreachable)),
-            Reason::SecretNotFound => Some((EventType::Warning, EventReason::SecretNotFound)),
-            _ => Some((
-                EventType::Warning,
-                EventReason::FailedComputeMetricsReplicas,
-            )),
-        };
-        if let Some((type_, reason)) = warning {
-            events.push(event(type_, reason, message));
-        }
+    if !ok && let Some(reason) = problem_event(reason) {
+        events.push(Event::new(reason, message));
     }
     events
+}
+
+/// The event recorded when `Ready` turns False with `reason`, if any.
+fn problem_event(reason: Reason) -> Option<EventReason> {
+    match reason {
+        Reason::Paused => Some(EventReason::Paused),
+        // Not a fault; the HorizontalPodAutoscaler records no event for it either.
+        Reason::ScalingDisabled => None,
+        // Decision::scale_failed records FailedRescale.
+        Reason::FailedUpdateScale => None,
+        Reason::FailedGetScale => Some(EventReason::FailedGetScale),
+        Reason::InvalidSpec => Some(EventReason::InvalidSpec),
+        Reason::FallbackActive => Some(EventReason::FallbackActive),
+        Reason::FailedGetAviMetric => Some(EventReason::FailedGetAviMetric),
+        Reason::AviAuthFailed => Some(EventReason::AviAuthFailed),
+        Reason::AviUnreachable => Some(EventReason::AviUnreachable),
+        Reason::SecretNotFound => Some(EventReason::SecretNotFound),
+        // Reasons that name no fault of their own (a metric failure may carry any reason):
+        // the HorizontalPodAutoscaler's generic warning.
+        Reason::SucceededGetScale
+        | Reason::ReadyForNewScale
+        | Reason::ScaleUpStabilized
+        | Reason::ScaleDownStabilized
+        | Reason::SucceededRescale
+        | Reason::ValidMetricFound
+        | Reason::DesiredWithinRange
+        | Reason::TooManyReplicas
+        | Reason::TooFewReplicas
+        | Reason::ScaleUpLimit
+        | Reason::ScaleDownLimit
+        | Reason::WaitingForFreshSample
+        | Reason::Active => Some(EventReason::FailedComputeMetricsReplicas),
+    }
 }
 
 /// A sample as the engine accepts it: bad data is a failed read, never a reason to scale.
@@ -752,19 +738,16 @@ fn validate(sample: Option<&Result<Sample, Failure>>) -> Result<Sample, Failure>
     match sample {
         None => Err(Failure::new(
             Reason::FailedGetAviMetric,
-            "no sample was taken for this metric",
+            conditions::NO_SAMPLE,
         )),
         Some(Err(failure)) => Err(failure.clone()),
         Some(Ok(s)) if !(s.value.is_finite() && s.value >= 0.0) => Err(Failure::new(
             Reason::FailedGetAviMetric,
-            format!(
-                "the controller answered {}, which is not a finite number of at least 0",
-                s.value
-            ),
+            conditions::not_a_finite_count(s.value),
         )),
         Some(Ok(s)) if s.series == 0 => Err(Failure::new(
             Reason::FailedGetAviMetric,
-            "the controller answered no series (a pool without members)",
+            conditions::NO_SERIES,
         )),
         Some(Ok(s)) => Ok(*s),
     }

@@ -140,6 +140,7 @@ mod inputs;
 mod normalize;
 mod replicas;
 
-pub use decision::{Decision, Event, EventType, MetricProposal};
+pub use api::EventType;
+pub use decision::{Decision, Event, MetricProposal};
 pub use engine::{decide, decide_invalid};
 pub use inputs::{Failure, Inputs, InvalidInputs, Sample, TargetState};

@@ -26,7 +26,7 @@ fn the_seed_first_poll_scales_up_as_far_as_the_legacy_cap() {
         d.events[0].message,
         "New size: 4; reason: pool/kuard l4_server.avg_open_conns above target"
     );
-    assert_eq!(d.events[0].type_, EventType::Normal);
+    assert_eq!(d.events[0].type_(), EventType::Normal);
     assert_eq!(d.events[0].reason, EventReason::SuccessfulRescale);
     assert_eq!(reason(&d, AbleToScale), is("True", "SucceededRescale"));
     assert_eq!(
@@ -377,7 +377,7 @@ fn a_failed_or_bad_metric_holds(
     assert!(condition(&d, ScalingActive).message.starts_with("the autoscaler was unable to compute the replica count: pool/kuard l4_server.avg_open_conns: "));
     assert_eq!(d.events.len(), 1);
     let e = &d.events[0];
-    assert_eq!((e.type_, e.reason.as_str()), (EventType::Warning, why));
+    assert_eq!((e.type_(), e.reason.as_str()), (EventType::Warning, why));
     assert!(
         e.message
             .starts_with("invalid metrics (1 invalid out of 1), first error is: "),
@@ -528,7 +528,7 @@ fn paused_reads_reports_and_holds() {
     assert_eq!(reason(&d, ScalingActive), is("False", "Paused"));
     assert_eq!(reason(&d, Ready), is("False", "Paused"));
     assert_eq!(d.events[0].reason, EventReason::Paused);
-    assert_eq!(d.events[0].type_, EventType::Normal);
+    assert_eq!(d.events[0].type_(), EventType::Normal);
     // Resumed: an event, and scaling again.
     let resumed = spec(json!({}));
     let d = poll(
