@@ -131,7 +131,7 @@ async fn fetch_samples(
         Err(e) => {
             let failure = scaling::Failure {
                 reason: e.reason(),
-                message: crate::error_chain(&e),
+                message: present::error_chain(&e),
             };
             return vec![Err(failure); n];
         }
@@ -159,7 +159,7 @@ async fn fetch_samples(
             }),
             Err(e) => Err(scaling::Failure {
                 reason: e.reason(),
-                message: crate::error_chain(&e),
+                message: present::error_chain(&e),
             }),
         })
         .collect()
@@ -280,7 +280,7 @@ async fn reconcile_inner(obj: &AviAutoscaler, ctx: &Context) -> Result<Option<Ac
         events.push(scaling::Event {
             type_: scaling::EventType::Warning,
             reason: api::EventReason::FailedUpdateStatus,
-            message: crate::error_chain(e),
+            message: present::error_chain(e),
         });
     }
     publish_events(ctx, obj, &events).await;

@@ -91,7 +91,7 @@ pub enum TargetError {
 impl TargetError {
     /// The message for conditions and events: the error and its causes on one line.
     pub fn message(&self) -> String {
-        crate::error_chain(self)
+        present::error_chain(self)
     }
 }
 
