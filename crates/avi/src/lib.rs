@@ -175,14 +175,17 @@
 //! kind, endpoint, outcome, status and duration, for latency histograms.
 #![warn(missing_docs)]
 
+mod absent;
 mod client;
 mod config;
 mod error;
+mod plan;
 mod poller;
 pub mod prometheus;
 mod query;
 mod stats;
 mod tls;
+mod transport;
 
 pub use config::{ConnectionConfig, Credentials, TlsConfig};
 pub use error::Error;
