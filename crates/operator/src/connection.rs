@@ -6,16 +6,14 @@
 //! Secret is picked up within the TTL, and at once after the controller refuses the
 //! credentials (the cache entry is dropped on an auth failure).
 
-use std::{
-    collections::HashMap,
-    sync::Mutex,
-    time::{Duration, Instant},
-};
+use std::{collections::BTreeMap, time::Duration};
 
 use api::{AviAutoscalerSpec, SecretKeyRef};
 use avi::{ConnectionConfig, Credentials};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::{ByteString, api::core::v1::Secret};
 use kube::{Api, Client};
+
+use crate::ttl_cache::TtlCache;
 
 /// How long a Secret read is reused.
 pub const SECRET_TTL: Duration = Duration::from_secs(30);
@@ -71,16 +69,14 @@ impl ConnectionError {
     }
 }
 
-#[derive(Clone)]
-struct CachedSecret {
-    data: std::collections::BTreeMap<String, k8s_openapi::ByteString>,
-    at: Instant,
-}
+/// The data of a Secret.
+type SecretData = BTreeMap<String, ByteString>;
 
 /// Builds connections, caching Secret reads.
 pub struct Connections {
     client: Client,
-    secrets: Mutex<HashMap<(String, String), CachedSecret>>,
+    /// Secret data by (namespace, name).
+    secrets: TtlCache<(String, String), SecretData>,
 }
 
 impl Connections {
@@ -88,24 +84,14 @@ impl Connections {
     pub fn new(client: Client) -> Self {
         Connections {
             client,
-            secrets: Mutex::default(),
+            secrets: TtlCache::new(SECRET_TTL),
         }
     }
 
-    async fn secret(
-        &self,
-        namespace: &str,
-        name: &str,
-    ) -> Result<std::collections::BTreeMap<String, k8s_openapi::ByteString>, ConnectionError> {
+    async fn secret(&self, namespace: &str, name: &str) -> Result<SecretData, ConnectionError> {
         let key = (namespace.to_owned(), name.to_owned());
-        if let Some(c) = self
-            .secrets
-            .lock()
-            .expect("secret cache lock poisoned")
-            .get(&key)
-            && c.at.elapsed() < SECRET_TTL
-        {
-            return Ok(c.data.clone());
+        if let Some(data) = self.secrets.get(&key) {
+            return Ok(data);
         }
         let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
         let secret = api
@@ -124,24 +110,13 @@ impl Connections {
             });
         };
         let data = secret.data.unwrap_or_default();
-        self.secrets
-            .lock()
-            .expect("secret cache lock poisoned")
-            .insert(
-                key,
-                CachedSecret {
-                    data: data.clone(),
-                    at: Instant::now(),
-                },
-            );
+        self.secrets.insert(key, data.clone());
         Ok(data)
     }
 
     /// Forgets a cached Secret, so the next reconcile reads it again.
     pub fn forget(&self, namespace: &str, name: &str) {
         self.secrets
-            .lock()
-            .expect("secret cache lock poisoned")
             .remove(&(namespace.to_owned(), name.to_owned()));
     }
 
@@ -159,7 +134,7 @@ impl Connections {
     }
 
     fn key(
-        data: &std::collections::BTreeMap<String, k8s_openapi::ByteString>,
+        data: &SecretData,
         namespace: &str,
         name: &str,
         key: &str,

@@ -15,6 +15,7 @@ mod run;
 mod simulate;
 mod target;
 mod telemetry;
+mod ttl_cache;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
