@@ -113,6 +113,9 @@ string_enum! {
         AviUnreachable,
         /// The credentials Secret (or the CA Secret) is missing or lacks a key.
         SecretNotFound,
+        /// The operator may not read the credentials Secret (or the CA Secret): the API server
+        /// answered 403.
+        SecretForbidden,
         /// The spec cannot be used as it is (the message says which field and why).
         InvalidSpec,
         /// The metrics could not be read for `fallback.failureThreshold` polls in a row, so the

@@ -39,7 +39,18 @@ pub enum ConnectionError {
         /// The missing key.
         key: String,
     },
-    /// Reading the Secret failed.
+    /// The operator may not read the Secret (the API server answered 403).
+    #[error("reading Secret {namespace}/{name} is forbidden")]
+    SecretForbidden {
+        /// Namespace of the Secret.
+        namespace: String,
+        /// Name of the Secret.
+        name: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Reading the Secret failed for another reason.
     #[error("reading Secret {namespace}/{name}")]
     Read {
         /// Namespace of the Secret.
@@ -63,8 +74,26 @@ impl ConnectionError {
             ConnectionError::SecretNotFound { .. } | ConnectionError::MissingKey { .. } => {
                 api::Reason::SecretNotFound
             }
+            ConnectionError::SecretForbidden { .. } => api::Reason::SecretForbidden,
             ConnectionError::Read { .. } => api::Reason::SecretNotFound,
             ConnectionError::Config(_) => api::Reason::InvalidSpec,
+        }
+    }
+
+    /// The error for a failed read of Secret `namespace/name`.
+    fn read(namespace: &str, name: &str, source: kube::Error) -> Self {
+        let (namespace, name) = (namespace.to_owned(), name.to_owned());
+        match &source {
+            kube::Error::Api(status) if status.code == 403 => ConnectionError::SecretForbidden {
+                namespace,
+                name,
+                source,
+            },
+            _ => ConnectionError::Read {
+                namespace,
+                name,
+                source,
+            },
         }
     }
 }
@@ -97,11 +126,7 @@ impl Connections {
         let secret = api
             .get_opt(name)
             .await
-            .map_err(|source| ConnectionError::Read {
-                namespace: namespace.to_owned(),
-                name: name.to_owned(),
-                source,
-            })?;
+            .map_err(|source| ConnectionError::read(namespace, name, source))?;
         let Some(secret) = secret else {
             self.forget(namespace, name);
             return Err(ConnectionError::SecretNotFound {
@@ -173,5 +198,39 @@ impl Connections {
                 .to_owned(),
         );
         ConnectionConfig::from_spec(c, credentials, extra_ca_pem).map_err(ConnectionError::Config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::core::Status;
+
+    use super::*;
+
+    fn api_error(code: u16, reason: &str) -> kube::Error {
+        kube::Error::Api(Box::new(Status::failure("refused", reason).with_code(code)))
+    }
+
+    #[test]
+    fn a_forbidden_secret_is_not_reported_as_missing() {
+        let e = ConnectionError::read("ns", "avi", api_error(403, "Forbidden"));
+        assert!(
+            matches!(e, ConnectionError::SecretForbidden { .. }),
+            "{e:?}"
+        );
+        assert_eq!(e.reason(), api::Reason::SecretForbidden);
+        assert_eq!(e.to_string(), "reading Secret ns/avi is forbidden");
+    }
+
+    #[test]
+    fn other_read_failures_keep_their_reason() {
+        let e = ConnectionError::read("ns", "avi", api_error(500, "InternalError"));
+        assert!(matches!(e, ConnectionError::Read { .. }), "{e:?}");
+        assert_eq!(e.reason(), api::Reason::SecretNotFound);
+        let missing = ConnectionError::SecretNotFound {
+            namespace: "ns".into(),
+            name: "avi".into(),
+        };
+        assert_eq!(missing.reason(), api::Reason::SecretNotFound);
     }
 }
