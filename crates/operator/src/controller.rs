@@ -171,35 +171,45 @@ pub async fn reconcile(obj: Arc<AviAutoscaler>, ctx: Arc<Context>) -> Result<Act
     let started = Instant::now();
     let result = reconcile_inner(&obj, &ctx).await;
     let outcome = match &result {
-        Ok(Some(_)) => ReconcileResult::Success,
-        Ok(None) => ReconcileResult::NotLeader,
+        Ok(Reconciled::Done(_)) => ReconcileResult::Success,
+        Ok(Reconciled::NotLeader) => ReconcileResult::NotLeader,
         Err(_) => ReconcileResult::Error,
     };
     ctx.metrics
         .reconciled(outcome, started.elapsed().as_secs_f64());
     match result {
-        Ok(action) => {
+        Ok(reconciled) => {
             ctx.failures
                 .lock()
                 .expect("backoff lock poisoned")
                 .remove(&ObjectRef::from(obj.as_ref()));
-            Ok(action.unwrap_or_else(|| {
-                let interval = obj.spec.polling_interval_seconds.clamp(1, 3600) as u64;
-                Action::requeue(until_next_tick(
-                    Timestamp::now(),
-                    Duration::from_secs(interval),
-                ))
-            }))
+            Ok(match reconciled {
+                Reconciled::Done(action) => action,
+                Reconciled::NotLeader => {
+                    let interval = obj.spec.polling_interval_seconds.clamp(1, 3600) as u64;
+                    Action::requeue(until_next_tick(
+                        Timestamp::now(),
+                        Duration::from_secs(interval),
+                    ))
+                }
+            })
         }
         Err(e) => Err(e),
     }
 }
 
-/// `Ok(None)`: skipped because this replica does not lead.
-async fn reconcile_inner(obj: &AviAutoscaler, ctx: &Context) -> Result<Option<Action>, Error> {
+/// What a reconcile that did not fail came to.
+enum Reconciled {
+    /// The object was reconciled; look at it again as the action says.
+    Done(Action),
+    /// Skipped because this replica does not lead.
+    NotLeader,
+}
+
+async fn reconcile_inner(obj: &AviAutoscaler, ctx: &Context) -> Result<Reconciled, Error> {
     if !ctx.leadership.is_leader() {
         debug!("not the leader: skipping");
-        return Ok(None);
+        return Ok(Reconciled::NotLeader);
     }
     let namespace = obj
         .namespace()
@@ -293,7 +303,7 @@ async fn reconcile_inner(obj: &AviAutoscaler, ctx: &Context) -> Result<Option<Ac
             source,
         });
     }
-    Ok(Some(match resolved {
+    Ok(Reconciled::Done(match resolved {
         Ok(r) => Action::requeue(until_next_tick(Timestamp::now(), r.polling_interval)),
         Err(_) => Action::requeue(INVALID_SPEC_RECHECK),
     }))
