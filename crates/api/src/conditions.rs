@@ -150,6 +150,8 @@ string_enum! {
         AviUnreachable,
         /// Warning: the credentials or CA Secret is missing or incomplete.
         SecretNotFound,
+        /// Warning: the operator may not read the credentials or CA Secret.
+        SecretForbidden,
         /// Warning: the spec cannot be used.
         InvalidSpec,
         /// Warning: the fallback replica count was applied.

@@ -729,6 +729,7 @@ fn transition_events(
             Reason::AviAuthFailed => Some((EventType::Warning, EventReason::AviAuthFailed)),
             Reason::AviUnreachable => Some((EventType::Warning, EventReason::AviUnreachable)),
             Reason::SecretNotFound => Some((EventType::Warning, EventReason::SecretNotFound)),
+            Reason::SecretForbidden => Some((EventType::Warning, EventReason::SecretForbidden)),
             _ => Some((
                 EventType::Warning,
                 EventReason::FailedComputeMetricsReplicas,
