@@ -38,18 +38,6 @@ pub struct Chart<'a> {
     pub scale_down_window: f64,
 }
 
-/// Points of a step function: each value holds until the next point, the last until `end`.
-fn steps(points: impl IntoIterator<Item = (f64, f64)>, end: f64) -> Vec<(f64, f64)> {
-    let points: Vec<(f64, f64)> = points.into_iter().collect();
-    let mut out = Vec::with_capacity(points.len() * 2);
-    for (i, &(x, y)) in points.iter().enumerate() {
-        let next = points.get(i + 1).map_or(end, |p| p.0);
-        out.push((x, y));
-        out.push((next, y));
-    }
-    out
-}
-
 /// Keeps only the points where the value changes (and the last), so the SVG stays small.
 fn changes(points: impl IntoIterator<Item = (f64, f64)>) -> Vec<(f64, f64)> {
     let mut out: Vec<(f64, f64)> = Vec::new();
@@ -175,7 +163,7 @@ impl Chart<'_> {
         );
         chart
             .draw_series(LineSeries::new(
-                steps(target, end),
+                present::steps(target, end),
                 TARGET_COLOR.mix(0.8).stroke_width(1),
             ))?
             .label(format!(
@@ -189,7 +177,10 @@ impl Chart<'_> {
                 .filter_map(|s| Some((minutes(s.t), s.avi?))),
         );
         chart
-            .draw_series(LineSeries::new(steps(avi, end), AVI_COLOR.stroke_width(3)))?
+            .draw_series(LineSeries::new(
+                present::steps(avi, end),
+                AVI_COLOR.stroke_width(3),
+            ))?
             .label("Avi reports: pool total, average of the last 5-minute bucket")
             .legend(|(x, y)| {
                 PathElement::new(vec![(x, y), (x + 24, y)], AVI_COLOR.stroke_width(3))
@@ -201,7 +192,7 @@ impl Chart<'_> {
         );
         chart
             .draw_series(DashedLineSeries::new(
-                steps(read, end),
+                present::steps(read, end),
                 6,
                 4,
                 READ_COLOR.stroke_width(2),
@@ -293,7 +284,7 @@ impl Chart<'_> {
             )])?;
         }
         let points = |value: fn(&Sample) -> Option<f64>| {
-            steps(
+            present::steps(
                 changes(
                     self.samples
                         .iter()

@@ -276,7 +276,7 @@ async fn demo(cli: Cli) -> ExitCode {
             ExitCode::from(code)
         }
         Ok(Err(e)) => {
-            eprintln!("avi-demo: error: {}", chain(&e));
+            eprintln!("avi-demo: error: {}", present::error_chain(&e));
             report_stopped(&procs.stop_all().await);
             eprintln!("avi-demo: logs in {}", logs.display());
             ExitCode::FAILURE
@@ -292,18 +292,6 @@ fn report_stopped(stopped: &[processes::Stopped]) {
     for s in stopped {
         eprintln!("avi-demo: stopped {} (pid {}): {}", s.name, s.pid, s.how);
     }
-}
-
-/// The error and its causes on one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// The binaries of the workspace, built next to this one.
@@ -859,7 +847,7 @@ fn finish(
         let Some(content) = content else { continue };
         match write_file(&out.join(name), &content) {
             Ok(()) => written.push(name.to_owned()),
-            Err(e) => problems.push(chain(&e)),
+            Err(e) => problems.push(present::error_chain(&e)),
         }
     }
     if written.iter().any(|w| w == "demo.svg") {

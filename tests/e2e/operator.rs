@@ -300,6 +300,16 @@ async fn configuration_errors_surface_as_conditions_and_events_and_scale_nothing
         "no-secret",
         json!({"controller": {"credentialsSecretRef": {"name": "missing"}}}),
     ));
+    // RBAC that does not let the operator read a Secret: the API server answers 403.
+    cluster.kube.inject(
+        testkit::Fault::status(403)
+            .method("GET")
+            .path("/api/v1/namespaces/*/secrets/forbidden"),
+    );
+    cluster.apply(&variant(
+        "forbidden-secret",
+        json!({"controller": {"credentialsSecretRef": {"name": "forbidden"}}}),
+    ));
     cluster.apply(&[
         r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"wrong","namespace":"routing-ns1"},"stringData":{"username":"admin","password":"not-the-password"}}"#,
         &variant("wrong-password", json!({"controller": {"credentialsSecretRef": {"name": "wrong"}, "authMode": "session"}})),
@@ -323,6 +333,12 @@ async fn configuration_errors_surface_as_conditions_and_events_and_scale_nothing
 
     let cases = [
         ("no-secret", "ScalingActive", "SecretNotFound", "missing"),
+        (
+            "forbidden-secret",
+            "ScalingActive",
+            "SecretForbidden",
+            "forbidden",
+        ),
         ("wrong-password", "ScalingActive", "AviAuthFailed", ""),
         (
             "unknown-pool",

@@ -113,6 +113,9 @@ string_enum! {
         AviUnreachable,
         /// The credentials Secret (or the CA Secret) is missing or lacks a key.
         SecretNotFound,
+        /// The operator may not read the credentials Secret (or the CA Secret): the API server
+        /// answered 403.
+        SecretForbidden,
         /// The spec cannot be used as it is (the message says which field and why).
         InvalidSpec,
         /// The metrics could not be read for `fallback.failureThreshold` polls in a row, so the
@@ -147,6 +150,8 @@ string_enum! {
         AviUnreachable,
         /// Warning: the credentials or CA Secret is missing or incomplete.
         SecretNotFound,
+        /// Warning: the operator may not read the credentials or CA Secret.
+        SecretForbidden,
         /// Warning: the spec cannot be used.
         InvalidSpec,
         /// Warning: the fallback replica count was applied.
@@ -203,6 +208,7 @@ impl EventReason {
             Self::AviAuthFailed => (Warning, ComputeReplicas),
             Self::AviUnreachable => (Warning, ComputeReplicas),
             Self::SecretNotFound => (Warning, ComputeReplicas),
+            Self::SecretForbidden => (Warning, ComputeReplicas),
             Self::InvalidSpec => (Warning, ComputeReplicas),
             Self::FallbackActive => (Warning, ComputeReplicas),
             Self::FallbackCleared => (Normal, ComputeReplicas),
@@ -240,6 +246,7 @@ mod tests {
             ("AviAuthFailed", "Warning", "ComputeReplicas"),
             ("AviUnreachable", "Warning", "ComputeReplicas"),
             ("SecretNotFound", "Warning", "ComputeReplicas"),
+            ("SecretForbidden", "Warning", "ComputeReplicas"),
             ("InvalidSpec", "Warning", "ComputeReplicas"),
             ("FallbackActive", "Warning", "ComputeReplicas"),
             ("FallbackCleared", "Normal", "ComputeReplicas"),

@@ -259,13 +259,8 @@ impl ResolvedMetric {
 
 /// Formats an entity as `type/name` or `type/uuid`.
 pub fn describe_entity(e: &EntityRef) -> String {
-    let kind = match e.kind {
-        EntityType::Pool => "pool",
-        EntityType::VirtualService => "virtualservice",
-        EntityType::ServiceEngine => "serviceengine",
-    };
     let id = e.name.as_deref().or(e.uuid.as_deref()).unwrap_or("?");
-    format!("{kind}/{id}")
+    format!("{}/{id}", e.kind.as_str())
 }
 
 /// A metric target.

@@ -304,6 +304,26 @@ pub enum EntityType {
     ServiceEngine,
 }
 
+impl EntityType {
+    /// The type's name as Avi spells it: in `entity.type`, in the paths of the controller's
+    /// APIs (`/api/pool`, `/api/analytics/prometheus-metrics/virtualservice`) and in its metric
+    /// catalog.
+    ///
+    /// ```
+    /// use api::EntityType;
+    /// for t in [EntityType::Pool, EntityType::VirtualService, EntityType::ServiceEngine] {
+    ///     assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
+    /// }
+    /// ```
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EntityType::Pool => "pool",
+            EntityType::VirtualService => "virtualservice",
+            EntityType::ServiceEngine => "serviceengine",
+        }
+    }
+}
+
 /// How the per-member series of a pool metric are combined.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Aggregation {

@@ -75,7 +75,7 @@ pub(crate) async fn handle(sim: &SimHandle, req: &Request) -> Response {
     match route(sim, req).await {
         Ok(resp) => resp,
         Err(e @ Error::NotFound(_)) => Response::error(404, e.to_string()),
-        Err(e) => Response::error(400, crate::error_chain(&e)),
+        Err(e) => Response::error(400, present::error_chain(&e)),
     }
 }
 

@@ -199,7 +199,7 @@ fn run(cli: Cli) -> Result<(), String> {
     runtime.block_on(async move {
         let sim = Sim::start(config)
             .await
-            .map_err(|e| avi_sim::error_chain(&e))?;
+            .map_err(|e| present::error_chain(&e))?;
         eprintln!("avi-sim: users: {}", logins.join(", "));
         eprintln!("avi-sim: CA certificate: {}", sim.ca_path().display());
         let clock = sim.handle().clock();

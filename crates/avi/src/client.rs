@@ -29,10 +29,10 @@ use url::Url;
 use crate::{
     config::ConnectionKey,
     error::{Error, Kind},
-    poller::{MetricsRequest, Transport, entity_type_path},
     query::{Answer, EntitySelector},
     stats::{RequestEvent, RequestKind, StatsHub},
     tls,
+    transport::{MetricsRequest, Transport, encode_list},
 };
 
 /// Settings shared by every connection of a poller (a subset of `PollerSettings`).
@@ -477,23 +477,6 @@ fn avi_message(body: &[u8]) -> Option<String> {
     (!first.is_empty() && !first.starts_with('<')).then(|| first.to_owned())
 }
 
-/// Encodes one value for a comma-separated list parameter: form encoding, so a `,` inside a
-/// name cannot split it.
-pub(crate) fn encode_list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
-    let mut out = String::new();
-    for (i, item) in items.into_iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.extend(url::form_urlencoded::byte_serialize(item.as_bytes()));
-    }
-    out
-}
-
-/// Counts of a map, used by tests to compare request counts.
-#[allow(dead_code)]
-pub(crate) type Counts = HashMap<String, u64>;
-
 /// The metric ids a controller offers, per entity type (`GET /api/analytics/metric_id`).
 type Catalog = HashMap<String, Vec<String>>;
 /// The catalog (or why it could not be read) and when.
@@ -575,7 +558,7 @@ impl Transport for Connection {
     async fn fetch_metrics(&self, req: &MetricsRequest) -> Result<Answer, Error> {
         let path = format!(
             "api/analytics/prometheus-metrics/{}",
-            entity_type_path(req.entity_type)
+            req.entity_type.as_str()
         );
         let query = req.query();
         let reply = self
@@ -614,13 +597,13 @@ impl Transport for Connection {
         }
         let (path, query) = match entity {
             EntitySelector::Name(name) => (
-                format!("api/{}", entity_type_path(entity_type)),
+                format!("api/{}", entity_type.as_str()),
                 format!("name={}&fields=uuid", encode_list([name.as_str()])),
             ),
             EntitySelector::Uuid(uuid) => (
                 format!(
                     "api/{}/{}",
-                    entity_type_path(entity_type),
+                    entity_type.as_str(),
                     encode_list([uuid.as_str()])
                 ),
                 "fields=uuid".to_owned(),
@@ -654,12 +637,12 @@ impl Transport for Connection {
     async fn metric_known(&self, entity_type: EntityType, metric_id: &str) -> Result<bool, Error> {
         let catalog = self.catalog().await?;
         Ok(catalog.get(metric_id).is_some_and(|types| {
-            types.is_empty() || types.iter().any(|t| t == entity_type_path(entity_type))
+            types.is_empty() || types.iter().any(|t| t == entity_type.as_str())
         }))
     }
 
     fn url_prefix_len(&self, entity_type: EntityType) -> usize {
-        let path = "api/analytics/prometheus-metrics/".len() + entity_type_path(entity_type).len();
+        let path = "api/analytics/prometheus-metrics/".len() + entity_type.as_str().len();
         self.bases
             .iter()
             .map(|b| b.as_str().len())
@@ -693,14 +676,6 @@ mod tests {
         );
         assert_eq!(avi_message(b"<html><body>502</body></html>"), None);
         assert_eq!(avi_message(b""), None);
-    }
-
-    #[test]
-    fn list_items_are_encoded_but_commas_separate() {
-        assert_eq!(
-            encode_list(["a b", "c,d", "k8s--x.y_-ns"]),
-            "a+b,c%2Cd,k8s--x.y_-ns"
-        );
     }
 
     #[test]

@@ -3,7 +3,6 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
-    future::Future,
     sync::{Arc, Mutex, atomic::AtomicU64},
     time::Duration,
 };
@@ -13,11 +12,14 @@ use futures::StreamExt;
 use tokio::{sync::watch, time::Instant};
 
 use crate::{
-    client::{Connection, RetryPolicy, encode_list},
+    absent::{self, Absent, no_value},
+    client::{Connection, RetryPolicy},
     config::{ConnectionConfig, ConnectionKey},
     error::{Error, Kind},
-    query::{Answer, EntitySelector, Lookup, MetricQuery, Sample, SelectorKind},
+    plan::{RequestOutcome, fetch_split, plan_chunks},
+    query::{Answer, Lookup, MetricQuery, Sample, SelectorKind},
     stats::{PollerStats, RequestObserver, StatsHub},
+    transport::{MetricsRequest, Pair, Transport, encode_list},
 };
 
 /// Tuning of a [`Poller`]. The defaults suit a controller serving thousands of autoscalers.
@@ -164,73 +166,9 @@ impl Poller {
     }
 }
 
-/// A batch request: one tenant, entity type, realtime flag and selector kind, with lists.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct MetricsRequest {
-    /// The batch (poll) it belongs to, numbered from 1.
-    pub poll: u64,
-    pub tenant: String,
-    pub entity_type: EntityType,
-    pub realtime: bool,
-    pub by: SelectorKind,
-    pub entities: Vec<String>,
-    pub metric_ids: Vec<String>,
-}
-
-impl MetricsRequest {
-    /// The query string, exactly as sent.
-    pub(crate) fn query(&self) -> String {
-        let mut q = format!(
-            "{}={}&metric_id={}&tenant={}",
-            self.by.query_param(),
-            encode_list(self.entities.iter().map(String::as_str)),
-            encode_list(self.metric_ids.iter().map(String::as_str)),
-            encode_list([self.tenant.as_str()]),
-        );
-        if self.realtime {
-            q.push_str("&realtime=true");
-        }
-        q
-    }
-}
-
-/// What the poller needs from a controller connection; the HTTP [`Connection`] in production,
-/// a fake in unit tests.
-pub(crate) trait Transport: Send + Sync + 'static {
-    /// Sends one batch request to the Prometheus endpoint and reads the answer.
-    fn fetch_metrics(
-        &self,
-        req: &MetricsRequest,
-    ) -> impl Future<Output = Result<Answer, Error>> + Send;
-
-    /// Whether the entity exists in the tenant.
-    fn entity_exists(
-        &self,
-        tenant: &str,
-        entity_type: EntityType,
-        entity: &EntitySelector,
-    ) -> impl Future<Output = Result<bool, Error>> + Send;
-
-    /// Whether the controller offers `metric_id` for `entity_type`.
-    fn metric_known(
-        &self,
-        entity_type: EntityType,
-        metric_id: &str,
-    ) -> impl Future<Output = Result<bool, Error>> + Send;
-
-    /// The longest URL prefix (endpoint and path, up to `?`) a metrics request can have.
-    fn url_prefix_len(&self, entity_type: EntityType) -> usize;
-
-    /// Marks the connection used now.
-    fn touch(&self);
-
-    /// How long since it was last used.
-    fn idle_for(&self) -> Duration;
-}
-
 type Connect<T> = Box<dyn Fn(&ConnectionKey) -> Result<T, Error> + Send + Sync>;
 
-type EntryKey = (String, String);
+type EntryKey = Pair;
 type EntryOutcome = Result<Arc<Answer>, Error>;
 type BatchResult = Arc<HashMap<EntryKey, EntryOutcome>>;
 
@@ -609,160 +547,22 @@ impl<T: Transport> Core<T> {
             out.insert(key.clone(), outcome);
         }
         drop(by_pair);
-        out.extend(self.diagnose(conn, bkey, to_diagnose).await);
+        let batch = absent::Batch {
+            tenant: &bkey.tenant,
+            entity_type: bkey.entity_type,
+            by: bkey.by,
+        };
+        let explained = absent::explain(
+            conn.as_ref(),
+            &batch,
+            to_diagnose,
+            self.settings.max_lookups_per_batch,
+            self.settings.max_concurrent_requests,
+        )
+        .await;
+        out.extend(explained.into_iter().map(|(key, e)| (key, Err(e))));
         out
     }
-
-    /// Works out why pairs are absent from their answer (see the module docs).
-    async fn diagnose(
-        &self,
-        conn: &Arc<T>,
-        bkey: &BatchKey,
-        absent: BTreeMap<EntryKey, Absent>,
-    ) -> HashMap<EntryKey, EntryOutcome> {
-        let budget = self.settings.max_lookups_per_batch;
-        // Metric ids first (one catalog read serves them all), then entities, both capped.
-        let metric_ids: BTreeSet<&str> = absent.keys().map(|k| k.1.as_str()).collect();
-        let mut metric_known: HashMap<&str, Result<bool, Error>> = HashMap::new();
-        for m in metric_ids.into_iter().take(budget) {
-            metric_known.insert(m, conn.metric_known(bkey.entity_type, m).await);
-        }
-        let mut entities: BTreeSet<&str> = BTreeSet::new();
-        for (k, why) in &absent {
-            let metric_unknown = matches!(metric_known.get(k.1.as_str()), Some(Ok(false)));
-            if matches!(why, Absent::Entity | Absent::Refused(_)) && !metric_unknown {
-                entities.insert(k.0.as_str());
-            }
-        }
-        let lookups: Vec<(String, EntitySelector)> = entities
-            .into_iter()
-            .take(budget)
-            .map(|e| {
-                let sel = match bkey.by {
-                    SelectorKind::Name => EntitySelector::Name(e.to_owned()),
-                    SelectorKind::Uuid => EntitySelector::Uuid(e.to_owned()),
-                };
-                (e.to_owned(), sel)
-            })
-            .collect();
-        let tenant = bkey.tenant.as_str();
-        let entity_type = bkey.entity_type;
-        let conn_ref: &T = conn.as_ref();
-        let entity_exists: HashMap<String, Result<bool, Error>> = futures::stream::iter(lookups)
-            .map(move |(e, sel)| async move {
-                let r = conn_ref.entity_exists(tenant, entity_type, &sel).await;
-                (e, r)
-            })
-            .buffer_unordered(self.settings.max_concurrent_requests.max(1))
-            .collect()
-            .await;
-
-        let mut out = HashMap::with_capacity(absent.len());
-        for (key, why) in &absent {
-            let what = describe(bkey.entity_type, &key.0, &key.1);
-            let err = match (metric_known.get(key.1.as_str()), why) {
-                (Some(Ok(false)), _) => Error::new(Kind::UnknownMetric).with_detail(format!(
-                    "{what}: the controller offers no metric {} for {} entities",
-                    key.1,
-                    type_name(bkey.entity_type)
-                )),
-                (_, Absent::Refused(refused)) => match entity_exists.get(key.0.as_str()) {
-                    Some(Ok(false)) => unknown_entity(&what, bkey),
-                    _ => refused.clone(),
-                },
-                (_, Absent::Entity) => match entity_exists.get(key.0.as_str()) {
-                    Some(Ok(false)) => unknown_entity(&what, bkey),
-                    Some(Ok(true)) => Error::new(Kind::NoData).with_detail(format!(
-                        "{what}: the entity exists but the controller has no value for it \
-                         (a pool without members, or realtime metrics not enabled?)"
-                    )),
-                    Some(Err(e)) => Error::new(Kind::NoData)
-                        .with_detail(format!("{what}: not in the answer ({e})")),
-                    None => Error::new(Kind::NoData).with_detail(format!(
-                        "{what}: not in the answer (cause not looked up: too many absent)"
-                    )),
-                },
-                _ => no_value(key),
-            };
-            out.insert(key.clone(), Err(err));
-        }
-        out
-    }
-}
-
-/// Why a pair has no value in its answer, before the cause is looked up.
-/// One request of a batch and what it gave.
-type RequestOutcome = (MetricsRequest, Result<Arc<Answer>, Error>);
-
-#[derive(Debug)]
-enum Absent {
-    /// The entity is not in the answer at all.
-    Entity,
-    /// The entity is, but no entity answered this metric.
-    Metric,
-    /// The controller refused the request (400) even with this pair alone.
-    Refused(Error),
-}
-
-/// Sends `req`; if the controller refuses it (400) and it names several entities or metric
-/// ids, bisects it to find the one pair that is refused, so one unknown name cannot fail its
-/// neighbours (a controller may refuse unknown names instead of ignoring them). When both
-/// halves are refused the cause is not one name (a bad tenant or version, or several bad
-/// names) and the bisection stops: at most two requests per halving, three when everything
-/// is refused.
-async fn fetch_split<T: Transport>(conn: &T, req: MetricsRequest) -> Vec<RequestOutcome> {
-    let result = conn.fetch_metrics(&req).await.map(Arc::new);
-    if is_refused(&result) && is_splittable(&req) {
-        bisect(conn, req).await
-    } else {
-        vec![(req, result)]
-    }
-}
-
-fn is_refused<A>(r: &Result<A, Error>) -> bool {
-    matches!(r, Err(e) if e.status().is_some_and(|s| s.as_u16() == 400))
-}
-
-fn is_splittable(req: &MetricsRequest) -> bool {
-    req.entities.len() > 1 || req.metric_ids.len() > 1
-}
-
-fn bisect<T: Transport>(
-    conn: &T,
-    req: MetricsRequest,
-) -> futures::future::BoxFuture<'_, Vec<RequestOutcome>> {
-    Box::pin(async move {
-        let mut a = req.clone();
-        let mut b = req;
-        if a.entities.len() > 1 {
-            b.entities = a.entities.split_off(a.entities.len() / 2);
-        } else {
-            b.metric_ids = a.metric_ids.split_off(a.metric_ids.len() / 2);
-        }
-        let ra = conn.fetch_metrics(&a).await.map(Arc::new);
-        let rb = conn.fetch_metrics(&b).await.map(Arc::new);
-        match (is_refused(&ra), is_refused(&rb)) {
-            (true, false) if is_splittable(&a) => {
-                let mut out = bisect(conn, a).await;
-                out.push((b, rb));
-                out
-            }
-            (false, true) if is_splittable(&b) => {
-                let mut out = bisect(conn, b).await;
-                out.push((a, ra));
-                out
-            }
-            _ => vec![(a, ra), (b, rb)],
-        }
-    })
-}
-
-fn unknown_entity(what: &str, bkey: &BatchKey) -> Error {
-    Error::new(Kind::UnknownEntity).with_detail(format!(
-        "{what}: no such {} in tenant {}",
-        type_name(bkey.entity_type),
-        bkey.tenant
-    ))
 }
 
 fn read(answer: &Answer, q: &MetricQuery) -> Result<Sample, Error> {
@@ -776,95 +576,8 @@ fn read(answer: &Answer, q: &MetricQuery) -> Result<Sample, Error> {
     }
 }
 
-fn no_value(key: &EntryKey) -> Error {
-    Error::new(Kind::NoData).with_detail(format!(
-        "{}: the answer held other metrics of the entity but no value for this one",
-        key.0
-    ))
-}
-
 fn abandoned() -> Error {
     Error::new(Kind::BadResponse).with_detail("the request for this metric was abandoned")
-}
-
-fn type_name(t: EntityType) -> &'static str {
-    match t {
-        EntityType::Pool => "pool",
-        EntityType::VirtualService => "virtualservice",
-        EntityType::ServiceEngine => "serviceengine",
-    }
-}
-
-fn describe(t: EntityType, entity: &str, metric: &str) -> String {
-    format!("{}/{entity} {metric}", type_name(t))
-}
-
-pub(crate) fn entity_type_path(t: EntityType) -> &'static str {
-    type_name(t)
-}
-
-/// How a batch is split into requests: metric-id groups × entity chunks, as index ranges
-/// into the sorted lists.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct ChunkPlan {
-    pub metric_groups: Vec<std::ops::Range<usize>>,
-    pub entity_chunks: Vec<std::ops::Range<usize>>,
-}
-
-/// Splits lists of encoded lengths so that `fixed` + the lists (with commas) stay within
-/// `max_url` and each chunk names at most `max_entities` entities. One item longer than the
-/// budget still gets a request of its own. The metric ids stay in one group unless they take
-/// more than half of the budget.
-pub(crate) fn plan_chunks(
-    entity_lens: &[usize],
-    metric_lens: &[usize],
-    fixed: usize,
-    max_url: usize,
-    max_entities: usize,
-) -> ChunkPlan {
-    let budget = max_url.saturating_sub(fixed);
-    let list_len = |lens: &[usize]| lens.iter().sum::<usize>() + lens.len().saturating_sub(1);
-    let longest_entity = entity_lens.iter().copied().max().unwrap_or(0);
-    let metric_groups = if list_len(metric_lens) + longest_entity <= budget {
-        std::iter::once(0..metric_lens.len()).collect()
-    } else {
-        greedy(metric_lens, budget / 2, usize::MAX)
-    };
-    let metrics_len = metric_groups
-        .iter()
-        .map(|r| list_len(&metric_lens[r.clone()]))
-        .max()
-        .unwrap_or(0);
-    let entity_chunks = greedy(
-        entity_lens,
-        budget.saturating_sub(metrics_len),
-        max_entities,
-    );
-    ChunkPlan {
-        metric_groups,
-        entity_chunks,
-    }
-}
-
-fn greedy(lens: &[usize], budget: usize, max_items: usize) -> Vec<std::ops::Range<usize>> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut len = 0;
-    for (i, &l) in lens.iter().enumerate() {
-        let count = i - start;
-        let added = if count == 0 { l } else { len + 1 + l };
-        if count > 0 && (added > budget || count >= max_items) {
-            out.push(start..i);
-            start = i;
-            len = l;
-        } else {
-            len = added;
-        }
-    }
-    if start < lens.len() {
-        out.push(start..lens.len());
-    }
-    out
 }
 
 #[cfg(test)]

@@ -223,7 +223,7 @@ impl Answer {
         let name = prometheus_name(metric_id);
         let family = self.values.get(&name);
         match family.and_then(|f| f.get(entity)) {
-            Some(members) => Lookup::Found(combine(members, aggregation, self.read_at)),
+            Some(members) => Lookup::Found(aggregate_members(members, aggregation, self.read_at)),
             None if !self.entities.contains(entity) => Lookup::EntityAbsent,
             None if family.is_some() => Lookup::NoValueForEntity,
             None => Lookup::MetricAbsent,
@@ -238,7 +238,8 @@ fn announced_count(comment: &str) -> Option<usize> {
     rest.starts_with("metrics").then(|| n.parse().ok())?
 }
 
-fn combine(
+/// One value from a pool's member series, as `aggregation` says (`Sum` when unset).
+fn aggregate_members(
     members: &[Member],
     aggregation: Option<Aggregation>,
     read_at: Timestamp,

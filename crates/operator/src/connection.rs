@@ -6,16 +6,14 @@
 //! Secret is picked up within the TTL, and at once after the controller refuses the
 //! credentials (the cache entry is dropped on an auth failure).
 
-use std::{
-    collections::HashMap,
-    sync::Mutex,
-    time::{Duration, Instant},
-};
+use std::{collections::BTreeMap, time::Duration};
 
 use api::{ControllerSpec, SecretKeyRef};
 use avi::{ConnectionConfig, Credentials};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::{ByteString, api::core::v1::Secret};
 use kube::{Api, Client};
+
+use crate::ttl_cache::TtlCache;
 
 /// How long a Secret read is reused.
 pub const SECRET_TTL: Duration = Duration::from_secs(30);
@@ -41,7 +39,18 @@ pub enum ConnectionError {
         /// The missing key.
         key: String,
     },
-    /// Reading the Secret failed.
+    /// The operator may not read the Secret (the API server answered 403).
+    #[error("reading Secret {namespace}/{name} is forbidden")]
+    SecretForbidden {
+        /// Namespace of the Secret.
+        namespace: String,
+        /// Name of the Secret.
+        name: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Reading the Secret failed for another reason.
     #[error("reading Secret {namespace}/{name}")]
     Read {
         /// Namespace of the Secret.
@@ -65,22 +74,38 @@ impl ConnectionError {
             ConnectionError::SecretNotFound { .. } | ConnectionError::MissingKey { .. } => {
                 api::Reason::SecretNotFound
             }
+            ConnectionError::SecretForbidden { .. } => api::Reason::SecretForbidden,
             ConnectionError::Read { .. } => api::Reason::SecretNotFound,
             ConnectionError::Config(_) => api::Reason::InvalidSpec,
         }
     }
+
+    /// The error for a failed read of Secret `namespace/name`.
+    fn read(namespace: &str, name: &str, source: kube::Error) -> Self {
+        let (namespace, name) = (namespace.to_owned(), name.to_owned());
+        match &source {
+            kube::Error::Api(status) if status.code == 403 => ConnectionError::SecretForbidden {
+                namespace,
+                name,
+                source,
+            },
+            _ => ConnectionError::Read {
+                namespace,
+                name,
+                source,
+            },
+        }
+    }
 }
 
-#[derive(Clone)]
-struct CachedSecret {
-    data: std::collections::BTreeMap<String, k8s_openapi::ByteString>,
-    at: Instant,
-}
+/// The data of a Secret.
+type SecretData = BTreeMap<String, ByteString>;
 
 /// Builds connections, caching Secret reads.
 pub struct Connections {
     client: Client,
-    secrets: Mutex<HashMap<(String, String), CachedSecret>>,
+    /// Secret data by (namespace, name).
+    secrets: TtlCache<(String, String), SecretData>,
 }
 
 impl Connections {
@@ -88,34 +113,20 @@ impl Connections {
     pub fn new(client: Client) -> Self {
         Connections {
             client,
-            secrets: Mutex::default(),
+            secrets: TtlCache::new(SECRET_TTL),
         }
     }
 
-    async fn secret(
-        &self,
-        namespace: &str,
-        name: &str,
-    ) -> Result<std::collections::BTreeMap<String, k8s_openapi::ByteString>, ConnectionError> {
+    async fn secret(&self, namespace: &str, name: &str) -> Result<SecretData, ConnectionError> {
         let key = (namespace.to_owned(), name.to_owned());
-        if let Some(c) = self
-            .secrets
-            .lock()
-            .expect("secret cache lock poisoned")
-            .get(&key)
-            && c.at.elapsed() < SECRET_TTL
-        {
-            return Ok(c.data.clone());
+        if let Some(data) = self.secrets.get(&key) {
+            return Ok(data);
         }
         let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
         let secret = api
             .get_opt(name)
             .await
-            .map_err(|source| ConnectionError::Read {
-                namespace: namespace.to_owned(),
-                name: name.to_owned(),
-                source,
-            })?;
+            .map_err(|source| ConnectionError::read(namespace, name, source))?;
         let Some(secret) = secret else {
             self.forget(namespace, name);
             return Err(ConnectionError::SecretNotFound {
@@ -124,24 +135,13 @@ impl Connections {
             });
         };
         let data = secret.data.unwrap_or_default();
-        self.secrets
-            .lock()
-            .expect("secret cache lock poisoned")
-            .insert(
-                key,
-                CachedSecret {
-                    data: data.clone(),
-                    at: Instant::now(),
-                },
-            );
+        self.secrets.insert(key, data.clone());
         Ok(data)
     }
 
     /// Forgets a cached Secret, so the next reconcile reads it again.
     pub fn forget(&self, namespace: &str, name: &str) {
         self.secrets
-            .lock()
-            .expect("secret cache lock poisoned")
             .remove(&(namespace.to_owned(), name.to_owned()));
     }
 
@@ -159,7 +159,7 @@ impl Connections {
     }
 
     fn key(
-        data: &std::collections::BTreeMap<String, k8s_openapi::ByteString>,
+        data: &SecretData,
         namespace: &str,
         name: &str,
         key: &str,
@@ -197,5 +197,39 @@ impl Connections {
                 .to_owned(),
         );
         ConnectionConfig::from_spec(c, credentials, extra_ca_pem).map_err(ConnectionError::Config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::core::Status;
+
+    use super::*;
+
+    fn api_error(code: u16, reason: &str) -> kube::Error {
+        kube::Error::Api(Box::new(Status::failure("refused", reason).with_code(code)))
+    }
+
+    #[test]
+    fn a_forbidden_secret_is_not_reported_as_missing() {
+        let e = ConnectionError::read("ns", "avi", api_error(403, "Forbidden"));
+        assert!(
+            matches!(e, ConnectionError::SecretForbidden { .. }),
+            "{e:?}"
+        );
+        assert_eq!(e.reason(), api::Reason::SecretForbidden);
+        assert_eq!(e.to_string(), "reading Secret ns/avi is forbidden");
+    }
+
+    #[test]
+    fn other_read_failures_keep_their_reason() {
+        let e = ConnectionError::read("ns", "avi", api_error(500, "InternalError"));
+        assert!(matches!(e, ConnectionError::Read { .. }), "{e:?}");
+        assert_eq!(e.reason(), api::Reason::SecretNotFound);
+        let missing = ConnectionError::SecretNotFound {
+            namespace: "ns".into(),
+            name: "avi".into(),
+        };
+        assert_eq!(missing.reason(), api::Reason::SecretNotFound);
     }
 }

@@ -130,7 +130,7 @@ async fn fetch_samples(
         Err(e) => {
             let failure = scaling::Failure {
                 reason: e.reason(),
-                message: crate::error_chain(&e),
+                message: present::error_chain(&e),
             };
             return vec![Err(failure); n];
         }
@@ -158,7 +158,7 @@ async fn fetch_samples(
             }),
             Err(e) => Err(scaling::Failure {
                 reason: e.reason(),
-                message: crate::error_chain(&e),
+                message: present::error_chain(&e),
             }),
         })
         .collect()
@@ -293,7 +293,7 @@ async fn reconcile_inner(
     if let Err(e) = &written {
         events.push(scaling::Event::new(
             api::EventReason::FailedUpdateStatus,
-            crate::error_chain(e),
+            present::error_chain(e),
         ));
     }
     publish_events(ctx, obj, &events).await;

@@ -11,26 +11,14 @@ mod connection;
 mod controller;
 mod events;
 mod leader;
+mod readiness;
 mod run;
+mod shutdown;
 mod simulate;
 mod target;
 mod telemetry;
+mod ttl_cache;
 mod validation;
-
-/// An error and its causes on one line: `a: b: c`.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let text = c.to_string();
-        if !s.ends_with(&text) {
-            s.push_str(": ");
-            s.push_str(&text);
-        }
-        cur = c.source();
-    }
-    s
-}
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
@@ -42,7 +30,7 @@ fn main() -> ExitCode {
         cli::Command::Simulate(args) => match simulate::run(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("error: {}", simulate::report(&e));
+                eprintln!("error: {}", present::error_chain(&e));
                 ExitCode::from(e.exit_code())
             }
         },
@@ -61,8 +49,8 @@ fn main() -> ExitCode {
             match runtime.block_on(run::run(args)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    tracing::error!(error = %error_chain(&e), "avi-autoscaler stopped");
-                    eprintln!("error: {}", error_chain(&e));
+                    tracing::error!(error = %present::error_chain(&e), "avi-autoscaler stopped");
+                    eprintln!("error: {}", present::error_chain(&e));
                     ExitCode::FAILURE
                 }
             }

@@ -1,40 +1,42 @@
 //! `avi-autoscaler run`: the operator process.
 //!
-//! Binds the admin endpoints, starts leader election if asked, runs one kube-runtime
-//! Controller per watched namespace (or one for all namespaces), and shuts down gracefully on
-//! SIGTERM or SIGINT: in-flight reconciles finish, the lease is released.
+//! [`run`] lists what the process runs: the admin endpoints, leader election if asked, one
+//! kube-runtime Controller per watched namespace (or one for all namespaces), a ticker that
+//! forgets deleted objects, and a graceful shutdown on SIGTERM or SIGINT (in-flight reconciles
+//! finish, the lease is released).
 
-use std::{
-    collections::HashSet,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use api::AviAutoscaler;
 use futures::{StreamExt, future};
 use kube::{
     Api, Client, ResourceExt,
-    runtime::{Controller, WatchStreamExt, controller::Config, predicates, reflector, watcher},
+    runtime::{
+        Controller, WatchStreamExt, controller::Config, predicates, reflector, reflector::Store,
+        watcher,
+    },
 };
-use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::{
-    admin,
+    admin::{AdminListeners, AdminState},
     cli::RunArgs,
     connection::Connections,
     controller::{self, Context},
     events::Events,
     leader::{Election, Leadership, LeaseSettings},
+    readiness::Readiness,
+    shutdown::{Shutdown, ShutdownSignal},
     target::Targets,
     telemetry::Metrics,
 };
 
 /// The `reportingController` of Events.
 pub const REPORTING_CONTROLLER: &str = "avi-autoscaler";
+
+/// How often the series and event recorders of deleted AviAutoscalers are dropped.
+const FORGET_DELETED_EVERY: Duration = Duration::from_secs(30);
 
 /// Why the operator could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -53,76 +55,90 @@ pub enum RunError {
     Serve(#[source] std::io::Error),
 }
 
-/// Resolves when SIGTERM or SIGINT arrives.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing a SIGTERM handler cannot fail on Unix");
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
-}
-
 /// Runs the operator until a shutdown signal.
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
-    let listeners = admin::bind(args.metrics_bind, args.health_bind)
+    let admin = AdminListeners::bind(args.metrics_bind, args.health_bind)
         .await
         .map_err(RunError::Bind)?;
-    // The addresses actually bound (port 0 picks a free port; tests read them from this log).
-    let local = |want_metrics: bool| {
-        listeners
-            .iter()
-            .find(|(_, m, h)| if want_metrics { *m } else { *h })
-            .and_then(|(l, _, _)| l.local_addr().ok())
-            .map(|a| a.to_string())
-            .unwrap_or_default()
-    };
-    let (bound_metrics, bound_health) = (local(true), local(false));
+    // The addresses actually bound (port 0 picks a free port; tests read them from the log).
+    let bound = admin.addrs().map_err(RunError::Bind)?;
     let client = Client::try_default().await.map_err(RunError::KubeConfig)?;
     let metrics = Arc::new(Metrics::new());
+    let shutdown = Shutdown::new();
 
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let shutdown = {
-        let rx = shutdown_rx.clone();
-        move || {
-            let mut rx = rx.clone();
-            async move {
-                let _ = rx.wait_for(|s| *s).await;
-            }
-        }
-    };
-
-    let election = if args.leader_election {
-        let settings = LeaseSettings {
-            namespace: args.lease_namespace.clone(),
-            name: args.lease_name.clone(),
-            identity: args.identity(),
-            duration: Duration::from_secs(args.lease_duration_seconds),
-            grace: Duration::from_secs(args.lease_renew_grace_seconds),
-        };
-        info!(lease = %settings.name, namespace = %settings.namespace, identity = %settings.identity, "campaigning for the leader lease");
-        Some(
-            Election::start(client.clone(), settings, metrics.clone())
-                .await
-                .map_err(RunError::Lease)?,
-        )
-    } else {
-        metrics.set_leader(true);
-        None
-    };
+    let election = elect_leader(&args, &client, &metrics).await?;
     let leadership = election
         .as_ref()
         .map(|e| e.leadership.clone())
         .unwrap_or_else(Leadership::always);
+    let ctx = context(&args, &client, &metrics, leadership);
 
+    let readiness = Readiness::new();
+    let admin = tokio::spawn(admin.serve(
+        AdminState {
+            metrics: metrics.clone(),
+            ready: readiness.flag(),
+        },
+        shutdown.signal(),
+    ));
+    let controllers = Controllers::start(&args, &client, &ctx, &readiness, &shutdown);
+    readiness.all_watches_added();
+    tokio::spawn(forget_deleted_objects(
+        controllers.stores.clone(),
+        ctx,
+        shutdown.signal(),
+    ));
+
+    info!(
+        metrics = %bound.metrics,
+        health = %bound.health,
+        namespaces = ?args.namespaces,
+        leader_election = args.leader_election,
+        "avi-autoscaler running"
+    );
+    shutdown.on_signal().await;
+    controllers.finish().await;
+    if let Some(e) = election {
+        e.release().await;
+    }
+    match admin.await {
+        Ok(served) => served.map_err(RunError::Serve),
+        Err(e) => Err(RunError::Serve(std::io::Error::other(e))),
+    }
+}
+
+/// Starts campaigning for the leader lease when `--leader-election` is set; without it this
+/// replica always leads.
+async fn elect_leader(
+    args: &RunArgs,
+    client: &Client,
+    metrics: &Arc<Metrics>,
+) -> Result<Option<Election>, RunError> {
+    if !args.leader_election {
+        metrics.set_leader(true);
+        return Ok(None);
+    }
+    let settings = LeaseSettings {
+        namespace: args.lease_namespace.clone(),
+        name: args.lease_name.clone(),
+        identity: args.identity(),
+        duration: Duration::from_secs(args.lease_duration_seconds),
+        grace: Duration::from_secs(args.lease_renew_grace_seconds),
+    };
+    info!(lease = %settings.name, namespace = %settings.namespace, identity = %settings.identity, "campaigning for the leader lease");
+    Election::start(client.clone(), settings, metrics.clone())
+        .await
+        .map(Some)
+        .map_err(RunError::Lease)
+}
+
+/// The one [`Context`] every reconcile shares.
+fn context(
+    args: &RunArgs,
+    client: &Client,
+    metrics: &Arc<Metrics>,
+    leadership: Leadership,
+) -> Arc<Context> {
     let avi_metrics = metrics.clone();
     let observer: avi::RequestObserver = Arc::new(move |ev: &avi::RequestEvent<'_>| {
         avi_metrics.avi_request(ev.kind.as_str(), ev.outcome, ev.duration.as_secs_f64())
@@ -131,7 +147,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         observer: Some(observer),
         ..avi::PollerSettings::default()
     });
-    let ctx = Arc::new(Context {
+    Arc::new(Context {
         client: client.clone(),
         poller,
         connections: Connections::new(client.clone()),
@@ -140,125 +156,134 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         metrics: metrics.clone(),
         leadership,
         failures: Default::default(),
-    });
+    })
+}
 
-    let (ready_tx, ready_rx) = watch::channel(false);
-    let admin_task = tokio::spawn(admin::serve(
-        listeners,
-        admin::AdminState {
-            metrics: metrics.clone(),
-            ready: ready_rx,
-        },
-        shutdown_rx.clone(),
-    ));
+/// What one Controller watches.
+enum Scope {
+    /// Every namespace.
+    All,
+    /// One namespace.
+    Namespace(String),
+}
 
-    let scopes: Vec<Option<String>> = if args.namespaces.is_empty() {
-        vec![None]
-    } else {
-        args.namespaces.iter().cloned().map(Some).collect()
-    };
-    // Ready once every watch has listed its objects. Readiness is read off the watch streams
-    // (their first InitDone) rather than awaited with Store::wait_until_ready, whose shared
-    // one-shot keeps only the last waiter's waker: with the Controller also waiting on it, a
-    // second waiter may never wake.
-    let unsynced = Arc::new(AtomicUsize::new(scopes.len()));
-    let ready_tx = Arc::new(ready_tx);
-    let mut stores = Vec::new();
-    let mut controllers = Vec::new();
-    for scope in scopes {
-        let api: Api<AviAutoscaler> = match &scope {
-            Some(ns) => Api::namespaced(client.clone(), ns),
-            None => Api::all(client.clone()),
-        };
-        let (reader, writer) = reflector::store();
-        // Reconcile on spec changes only: the operator's own status writes would otherwise
-        // trigger a reconcile each. Timers (requeue) cover everything else.
-        let mut synced = false;
-        let (unsynced, ready_tx) = (unsynced.clone(), ready_tx.clone());
-        let stream = watcher(api, watcher::Config::default().any_semantic())
-            .default_backoff()
-            .reflect(writer)
-            .inspect(move |event| {
-                if !synced && matches!(event, Ok(watcher::Event::InitDone)) {
-                    synced = true;
-                    if unsynced.fetch_sub(1, Ordering::AcqRel) == 1 {
-                        let _ = ready_tx.send(true);
-                        info!("watches synced");
-                    }
-                }
-            })
-            .applied_objects()
-            .predicate_filter(predicates::generation, Default::default());
-        stores.push(reader.clone());
-        let shutdown = shutdown();
-        let ctx = ctx.clone();
-        let concurrency = args.concurrency;
-        controllers.push(tokio::spawn(async move {
-            Controller::for_stream(stream, reader)
-                .with_config(Config::default().concurrency(concurrency))
-                .graceful_shutdown_on(shutdown)
-                .run(controller::reconcile, controller::error_policy, ctx)
-                .for_each(|result| {
-                    if let Err(e) = result {
-                        match e {
-                            kube::runtime::controller::Error::ReconcilerFailed(..) => {}
-                            other => warn!(error = &other as &dyn std::error::Error, "controller"),
-                        }
-                    }
-                    future::ready(())
-                })
-                .await;
-        }));
-    }
-
-    // Drop per-object metric series and event recorders of deleted AviAutoscalers.
-    {
-        let stores = stores.clone();
-        let ctx = ctx.clone();
-        let mut stop = shutdown_rx.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(30));
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {},
-                    _ = stop.wait_for(|s| *s) => return,
-                }
-                let objects: Vec<_> = stores.iter().flat_map(|s| s.state()).collect();
-                let names: HashSet<(String, String)> = objects
-                    .iter()
-                    .map(|o| (o.namespace().unwrap_or_default(), o.name_any()))
-                    .collect();
-                let uids: HashSet<String> = objects.iter().filter_map(|o| o.uid()).collect();
-                ctx.metrics
-                    .retain_objects(|ns, name| names.contains(&(ns.to_owned(), name.to_owned())));
-                ctx.events.retain_objects(|uid| uids.contains(uid));
-            }
-        });
-    }
-
-    info!(
-        metrics = %bound_metrics,
-        health = %bound_health,
-        namespaces = ?args.namespaces,
-        leader_election = args.leader_election,
-        "avi-autoscaler running"
-    );
-    shutdown_signal().await;
-    info!("shutting down");
-    let _ = shutdown_tx.send(true);
-    for c in controllers {
-        if let Err(e) = c.await {
-            error!(
-                error = &e as &dyn std::error::Error,
-                "controller task failed"
-            );
+impl Scope {
+    /// The scopes `--namespace` asks for: all namespaces when none is named.
+    fn of(args: &RunArgs) -> Vec<Scope> {
+        if args.namespaces.is_empty() {
+            vec![Scope::All]
+        } else {
+            args.namespaces
+                .iter()
+                .cloned()
+                .map(Scope::Namespace)
+                .collect()
         }
     }
-    if let Some(e) = election {
-        e.release().await;
+
+    fn api(&self, client: &Client) -> Api<AviAutoscaler> {
+        match self {
+            Scope::All => Api::all(client.clone()),
+            Scope::Namespace(ns) => Api::namespaced(client.clone(), ns),
+        }
     }
-    match admin_task.await {
-        Ok(r) => r.map_err(RunError::Serve),
-        Err(e) => Err(RunError::Serve(std::io::Error::other(e))),
+}
+
+/// The running Controllers, one per [`Scope`], and the caches of their watches.
+struct Controllers {
+    tasks: Vec<JoinHandle<()>>,
+    stores: Vec<Store<AviAutoscaler>>,
+}
+
+impl Controllers {
+    /// Starts one Controller per scope; each reports to `readiness` when its watch has listed
+    /// its objects and stops taking new work on `shutdown`.
+    fn start(
+        args: &RunArgs,
+        client: &Client,
+        ctx: &Arc<Context>,
+        readiness: &Readiness,
+        shutdown: &Shutdown,
+    ) -> Self {
+        let mut controllers = Controllers {
+            tasks: Vec::new(),
+            stores: Vec::new(),
+        };
+        for scope in Scope::of(args) {
+            let (reader, writer) = reflector::store();
+            let mut synced = readiness.add_watch();
+            // Reconcile on spec changes only: the operator's own status writes would otherwise
+            // trigger a reconcile each. Timers (requeue) cover everything else.
+            let stream = watcher(scope.api(client), watcher::Config::default().any_semantic())
+                .default_backoff()
+                .reflect(writer)
+                .inspect(move |event| {
+                    if matches!(event, Ok(watcher::Event::InitDone)) {
+                        synced.synced();
+                    }
+                })
+                .applied_objects()
+                .predicate_filter(predicates::generation, Default::default());
+            controllers.stores.push(reader.clone());
+            let controller = Controller::for_stream(stream, reader)
+                .with_config(Config::default().concurrency(args.concurrency))
+                .graceful_shutdown_on(shutdown.signal().requested());
+            let ctx = ctx.clone();
+            controllers.tasks.push(tokio::spawn(async move {
+                controller
+                    .run(controller::reconcile, controller::error_policy, ctx)
+                    .for_each(|result| {
+                        if let Err(e) = result {
+                            match e {
+                                kube::runtime::controller::Error::ReconcilerFailed(..) => {}
+                                other => {
+                                    warn!(error = &other as &dyn std::error::Error, "controller")
+                                }
+                            }
+                        }
+                        future::ready(())
+                    })
+                    .await;
+            }));
+        }
+        controllers
+    }
+
+    /// Waits for every Controller to finish its in-flight reconciles and stop.
+    async fn finish(self) {
+        for task in self.tasks {
+            if let Err(e) = task.await {
+                error!(
+                    error = &e as &dyn std::error::Error,
+                    "controller task failed"
+                );
+            }
+        }
+    }
+}
+
+/// Every [`FORGET_DELETED_EVERY`] until shutdown: drops the per-object metric series and event
+/// recorders of AviAutoscalers no longer in any watch's cache.
+async fn forget_deleted_objects(
+    stores: Vec<Store<AviAutoscaler>>,
+    ctx: Arc<Context>,
+    shutdown: ShutdownSignal,
+) {
+    let mut tick = tokio::time::interval(FORGET_DELETED_EVERY);
+    let mut shutdown = std::pin::pin!(shutdown.requested());
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {},
+            _ = &mut shutdown => return,
+        }
+        let objects: Vec<_> = stores.iter().flat_map(|s| s.state()).collect();
+        let names: HashSet<(String, String)> = objects
+            .iter()
+            .map(|o| (o.namespace().unwrap_or_default(), o.name_any()))
+            .collect();
+        let uids: HashSet<String> = objects.iter().filter_map(|o| o.uid()).collect();
+        ctx.metrics
+            .retain_objects(|ns, name| names.contains(&(ns.to_owned(), name.to_owned())));
+        ctx.events.retain_objects(|uid| uids.contains(uid));
     }
 }

@@ -5,11 +5,7 @@
 //! (apiVersion, kind) for [`DISCOVERY_TTL`], so a CRD installed later is picked up without a
 //! restart and a steady state costs no discovery calls.
 
-use std::{
-    collections::HashMap,
-    sync::Mutex,
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
 use api::ScaleTargetRef;
 use kube::{
@@ -18,6 +14,8 @@ use kube::{
     discovery::{ApiResource, oneshot},
 };
 use serde_json::json;
+
+use crate::ttl_cache::TtlCache;
 
 /// How long a discovery answer is trusted.
 pub const DISCOVERY_TTL: Duration = Duration::from_secs(300);
@@ -91,26 +89,35 @@ pub enum TargetError {
 impl TargetError {
     /// The message for conditions and events: the error and its causes on one line.
     pub fn message(&self) -> String {
-        crate::error_chain(self)
+        present::error_chain(self)
     }
 }
 
+/// What discovery said about a target's kind.
+#[derive(Clone)]
 struct Resolved {
     resource: ApiResource,
     has_ready_replicas: bool,
-    at: Instant,
 }
 
 /// Reads and writes scale subresources, with a discovery cache.
 pub struct Targets {
     client: Client,
-    cache: Mutex<HashMap<(String, String), Resolved>>,
+    /// Discovery answers by (apiVersion, kind).
+    cache: TtlCache<(String, String), Resolved>,
 }
 
-/// Kinds whose status has `readyReplicas` (omitted when 0). The HorizontalPodAutoscaler
-/// counts only ready pods for Value targets; for other kinds the scale's status.replicas stands in.
+/// Whether kind `kind` of API group `group` has `readyReplicas` in its status (omitted when 0).
+/// The HorizontalPodAutoscaler counts only ready pods for Value targets; for other kinds the
+/// scale's status.replicas stands in.
 fn has_ready_replicas(group: &str, kind: &str) -> bool {
     group == "apps" && matches!(kind, "Deployment" | "StatefulSet" | "ReplicaSet")
+}
+
+/// Whether the target's kind has `readyReplicas` in its status; see [`has_ready_replicas`].
+pub fn reports_ready_replicas(target: &ScaleTargetRef) -> bool {
+    let group = target.api_version.split_once('/').map_or("", |(g, _)| g);
+    has_ready_replicas(group, &target.kind)
 }
 
 impl Targets {
@@ -118,20 +125,14 @@ impl Targets {
     pub fn new(client: Client) -> Self {
         Targets {
             client,
-            cache: Mutex::default(),
+            cache: TtlCache::new(DISCOVERY_TTL),
         }
     }
 
     async fn resolve(&self, target: &ScaleTargetRef) -> Result<(ApiResource, bool), TargetError> {
         let key = (target.api_version.clone(), target.kind.clone());
-        if let Some(r) = self
-            .cache
-            .lock()
-            .expect("discovery cache lock poisoned")
-            .get(&key)
-            && r.at.elapsed() < DISCOVERY_TTL
-        {
-            return Ok((r.resource.clone(), r.has_ready_replicas));
+        if let Some(r) = self.cache.get(&key) {
+            return Ok((r.resource, r.has_ready_replicas));
         }
         let (group, version) = match target.api_version.split_once('/') {
             Some((g, v)) if !g.is_empty() && !v.is_empty() && !v.contains('/') => (g, v),
@@ -162,17 +163,13 @@ impl Targets {
             });
         }
         let ready = has_ready_replicas(group, &target.kind);
-        self.cache
-            .lock()
-            .expect("discovery cache lock poisoned")
-            .insert(
-                key,
-                Resolved {
-                    resource: resource.clone(),
-                    has_ready_replicas: ready,
-                    at: Instant::now(),
-                },
-            );
+        self.cache.insert(
+            key,
+            Resolved {
+                resource: resource.clone(),
+                has_ready_replicas: ready,
+            },
+        );
         Ok((resource, ready))
     }
 
@@ -254,5 +251,34 @@ impl Targets {
         .await
         .map_err(|e| Self::api_error("updating", namespace, target, e))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(api_version: &str, kind: &str) -> ScaleTargetRef {
+        ScaleTargetRef {
+            api_version: api_version.into(),
+            kind: kind.into(),
+            name: "web".into(),
+        }
+    }
+
+    #[test]
+    fn only_the_apps_workloads_report_ready_replicas() {
+        for kind in ["Deployment", "StatefulSet", "ReplicaSet"] {
+            assert!(reports_ready_replicas(&target("apps/v1", kind)), "{kind}");
+        }
+        assert!(!reports_ready_replicas(&target(
+            "v1",
+            "ReplicationController"
+        )));
+        assert!(!reports_ready_replicas(&target(
+            "example.com/v1",
+            "Deployment"
+        )));
+        assert!(!reports_ready_replicas(&target("apps/v1", "DaemonSet")));
     }
 }

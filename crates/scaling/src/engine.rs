@@ -715,6 +715,7 @@ fn problem_event(reason: Reason) -> Option<EventReason> {
         Reason::AviAuthFailed => Some(EventReason::AviAuthFailed),
         Reason::AviUnreachable => Some(EventReason::AviUnreachable),
         Reason::SecretNotFound => Some(EventReason::SecretNotFound),
+        Reason::SecretForbidden => Some(EventReason::SecretForbidden),
         // Reasons that name no fault of their own (a metric failure may carry any reason):
         // the HorizontalPodAutoscaler's generic warning.
         Reason::SucceededGetScale

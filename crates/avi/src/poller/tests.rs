@@ -15,7 +15,7 @@ use reqwest::StatusCode;
 use tokio::sync::Semaphore;
 
 use super::*;
-use crate::{Credentials, TlsConfig};
+use crate::{Credentials, EntitySelector, TlsConfig};
 
 #[derive(Default)]
 struct FakeState {
@@ -506,29 +506,6 @@ async fn nan_and_infinite_members_are_no_data() {
         r[1].as_ref().unwrap_err().to_string().contains("inf"),
         "{:?}",
         r[1]
-    );
-}
-
-#[test]
-fn chunks_stay_under_the_url_limit_and_batch_size() {
-    let plan = plan_chunks(&[10; 7], &[20, 20], 100, 160, 3);
-    // budget 60: metrics take 41, so entities get 19: one 10-byte name per request.
-    assert_eq!(plan.metric_groups, vec![0..2]);
-    assert_eq!(plan.entity_chunks.len(), 7);
-    let plan = plan_chunks(&[10; 7], &[20, 20], 100, 1000, 3);
-    assert_eq!(plan.entity_chunks, vec![0..3, 3..6, 6..7]);
-    // Too many metric ids for one URL: they are split too.
-    let plan = plan_chunks(&[10; 2], &[100; 10], 100, 600, 50);
-    assert!(plan.metric_groups.len() > 1);
-    let covered: usize = plan.metric_groups.iter().map(|r| r.len()).sum();
-    assert_eq!(covered, 10);
-    // An item longer than the budget still gets a request.
-    let plan = plan_chunks(&[5000], &[10], 100, 600, 50);
-    assert_eq!(plan.entity_chunks, vec![0..1]);
-    assert!(
-        plan_chunks(&[], &[10], 100, 600, 50)
-            .entity_chunks
-            .is_empty()
     );
 }
 

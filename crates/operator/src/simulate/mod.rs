@@ -55,18 +55,6 @@ impl Error {
     }
 }
 
-/// The error with its chain of causes, for the one line `main` prints.
-pub fn report(e: &Error) -> String {
-    let mut line = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        line.push_str(": ");
-        line.push_str(&s.to_string());
-        source = s.source();
-    }
-    line
-}
-
 /// Runs `avi-autoscaler simulate`.
 pub fn run(args: &SimulateArgs) -> Result<(), Error> {
     let scenario = load(&args.scenario)?;

@@ -189,18 +189,6 @@ const READY_COLOR: RGBColor = RGBColor(127, 127, 127);
 /// Reads one replica count of a tick.
 type ReplicaCount = fn(&Tick) -> i32;
 
-/// Points of a step function: each value holds until the next tick.
-fn steps(points: impl IntoIterator<Item = (f64, f64)>, end: f64) -> Vec<(f64, f64)> {
-    let points: Vec<(f64, f64)> = points.into_iter().collect();
-    let mut out = Vec::with_capacity(points.len() * 2);
-    for (i, &(x, y)) in points.iter().enumerate() {
-        let next = points.get(i + 1).map_or(end, |p| p.0);
-        out.push((x, y));
-        out.push((next, y));
-    }
-    out
-}
-
 /// The chart: metrics and their targets on top, replicas below, over minutes.
 pub fn svg(s: &Scenario, ticks: &[Tick]) -> Result<String, String> {
     let mut buffer = String::new();
@@ -268,7 +256,10 @@ fn draw(
                 .map(|v| (minutes(t.t), v))
         });
         chart
-            .draw_series(LineSeries::new(steps(values, end), color.stroke_width(2)))?
+            .draw_series(LineSeries::new(
+                present::steps(values, end),
+                color.stroke_width(2),
+            ))?
             .label(format!("m{i}: {}", m.describe()))
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
@@ -282,7 +273,7 @@ fn draw(
         let targets = ticks.iter().map(|t| (minutes(t.t), target_at(m.target, t)));
         chart
             .draw_series(LineSeries::new(
-                steps(targets, end),
+                present::steps(targets, end),
                 TARGET_COLOR.stroke_width(1),
             ))?
             .label(label)
@@ -331,7 +322,7 @@ fn draw(
     for (name, style, value) in series {
         let points = ticks.iter().map(|t| (minutes(t.t), f64::from(value(t))));
         chart
-            .draw_series(LineSeries::new(steps(points, end), style))?
+            .draw_series(LineSeries::new(present::steps(points, end), style))?
             .label(name)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
     }

@@ -38,7 +38,7 @@ pub struct Scenario {
     pub ready_delay: i64,
     /// How long to simulate, in seconds.
     pub duration: i64,
-    /// Whether the target's kind reports readyReplicas (Deployment, StatefulSet, ReplicaSet).
+    /// Whether the target's kind reports readyReplicas (as the operator decides it).
     pub has_ready_replicas: bool,
     /// One model per `spec.metrics` entry.
     pub metrics: Vec<MetricModel>,
@@ -237,11 +237,10 @@ impl Scenario {
             .enumerate()
             .map(|(i, (m, spec))| metric_model(i, m, spec))
             .collect::<Result<Vec<_>, _>>()?;
-        let kind = a.spec.scale_target_ref.kind.as_str();
         Ok(Scenario {
             name: a.metadata.name.unwrap_or_else(|| "scenario".to_owned()),
             generation: a.metadata.generation,
-            has_ready_replicas: matches!(kind, "Deployment" | "StatefulSet" | "ReplicaSet"),
+            has_ready_replicas: crate::target::reports_ready_replicas(&a.spec.scale_target_ref),
             resolved,
             status: a.status,
             start,
