@@ -35,7 +35,6 @@ pub mod clock;
 mod counters;
 pub mod faults;
 mod http;
-pub mod load;
 mod metrics_json;
 pub mod model;
 mod prometheus;

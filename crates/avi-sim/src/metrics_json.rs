@@ -71,7 +71,7 @@ pub(crate) fn render(
     }
 
     let step = q.step as f64;
-    let last_end = ((now_unix - b.bucket_lag_seconds) / step).floor() * step;
+    let (_, last_end) = load_model::closed_bucket(now_unix, step, b.bucket_lag_seconds);
     let last_end = match q.stop {
         Some(stop) => last_end.min((stop / step).floor() * step),
         None => last_end,

@@ -1,7 +1,8 @@
 //! The simulated world: tenants, pools, virtual services, service engines and controller
 //! nodes, and the metric values they report for a bucket.
 //!
-//! All traffic comes from the pools' users. For a pool, `users × connsPerUser` open
+//! All traffic comes from the pools' users, through the load model shared with
+//! `avi-autoscaler simulate` ([`load_model`]): for a pool, `users × connsPerUser` open
 //! connections are spread evenly over the members present at each instant; a member's value
 //! for a bucket is the average of its share over the whole bucket (zero while it was not a
 //! member), so the members' values always add up to the pool's total. Virtual services add up
@@ -9,7 +10,10 @@
 
 use std::net::Ipv4Addr;
 
-use crate::load::{Member, Membership, Polyline};
+use load_model::{Bucket, Member, Membership, Polyline, Usage};
+
+pub use load_model::Traffic;
+
 use crate::scenario::{JsonPoolAggregate, LoadSpec, Scenario, Tenant};
 
 /// The four entity types of the metrics endpoints.
@@ -491,28 +495,6 @@ pub struct PoolState {
     pub port: u16,
 }
 
-/// What each user of a pool does (fixed for the pool's life, so history stays exact).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Traffic {
-    /// Open connections per user.
-    pub conns_per_user: f64,
-    /// Requests per second per user.
-    pub requests_per_user_per_second: f64,
-    /// Server response time, ms.
-    pub response_time_ms: f64,
-}
-
-impl Traffic {
-    fn of(load: Option<&LoadSpec>) -> Self {
-        let l = load.cloned().unwrap_or_else(|| LoadSpec::constant(0.0));
-        Self {
-            conns_per_user: l.conns_per_user,
-            requests_per_user_per_second: l.requests_per_user_per_second,
-            response_time_ms: l.response_time_ms,
-        }
-    }
-}
-
 /// A virtual service.
 #[derive(Clone, Debug)]
 pub struct VsState {
@@ -581,7 +563,10 @@ impl World {
                         .as_ref()
                         .map(LoadSpec::users)
                         .unwrap_or_else(|| Polyline::constant(0.0)),
-                    traffic: Traffic::of(p.load.as_ref()),
+                    traffic: p
+                        .load
+                        .as_ref()
+                        .map_or_else(|| LoadSpec::constant(0.0).traffic(), LoadSpec::traffic),
                     first_ip,
                     port: p.servers.port,
                 }
@@ -667,21 +652,6 @@ impl World {
     }
 }
 
-/// What one pool member (or the whole pool) did during a bucket, before dividing by its length.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-struct Acc {
-    conn_integral: f64,
-    max_conns: f64,
-    new_conns: f64,
-    closed_conns: f64,
-    request_integral: f64,
-    present: f64,
-    /// Pool only: ∫ conns / members, while there were members.
-    per_server_integral: f64,
-    /// Pool only: ∫ members.
-    server_integral: f64,
-}
-
 /// A pool's bucket: each member with samples in it, and the pool as a whole.
 #[derive(Clone, Debug)]
 pub struct PoolBucket {
@@ -689,70 +659,33 @@ pub struct PoolBucket {
     traffic: Traffic,
     /// Members with samples in the bucket, oldest first.
     pub members: Vec<(Member, MemberValues)>,
-    pool: Acc,
+    pool: Usage,
 }
 
 /// One member's numbers for a bucket.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct MemberValues(Acc);
+pub struct MemberValues(Usage);
 
 impl MemberValues {
     /// A member with no samples in the bucket.
     pub fn zero() -> Self {
-        Self(Acc::default())
+        Self(Usage::default())
     }
 }
 
 impl PoolState {
     /// Evaluates the bucket `[a, b)` (seconds since the start).
     pub fn bucket(&self, a: f64, b: f64) -> PoolBucket {
-        let c = self.traffic.conns_per_user;
-        let rps = self.traffic.requests_per_user_per_second;
-        let all = self.members.all();
-        let mut accs = vec![Acc::default(); all.len()];
-        let mut pool = Acc::default();
-        for w in self.members.cuts(a, b).windows(2) {
-            let (s, e) = (w[0], w[1]);
-            let active: Vec<usize> = (0..all.len()).filter(|&i| all[i].is_active_at(s)).collect();
-            let n = active.len() as f64;
-            if active.is_empty() || e <= s {
-                continue;
-            }
-            let users = self.users.integral(s, e);
-            let conns = c * users;
-            let max = c * self.users.max(s, e);
-            let rise = c * self.users.increase(s, e);
-            let fall = c * self.users.decrease(s, e);
-            let requests = rps * users;
-            for &i in &active {
-                let m = &mut accs[i];
-                m.conn_integral += conns / n;
-                m.max_conns = m.max_conns.max(max / n);
-                m.new_conns += rise / n;
-                m.closed_conns += fall / n;
-                m.request_integral += requests / n;
-                m.present += e - s;
-            }
-            pool.conn_integral += conns;
-            pool.max_conns = pool.max_conns.max(max);
-            pool.new_conns += rise;
-            pool.closed_conns += fall;
-            pool.request_integral += requests;
-            pool.present += e - s;
-            pool.per_server_integral += conns / n;
-            pool.server_integral += n * (e - s);
-        }
-        let members = all
-            .iter()
-            .zip(accs)
-            .filter(|(m, _)| m.overlaps(a, b))
-            .map(|(m, acc)| (m.clone(), MemberValues(acc)))
-            .collect();
+        let bucket = Bucket::of_pool(&self.users, &self.traffic, &self.members, a, b);
         PoolBucket {
-            len: b - a,
+            len: bucket.seconds(),
             traffic: self.traffic,
-            members,
-            pool,
+            members: bucket
+                .members
+                .into_iter()
+                .map(|(m, usage)| (m, MemberValues(usage)))
+                .collect(),
+            pool: bucket.pool,
         }
     }
 }
@@ -891,10 +824,9 @@ impl World {
             .iter()
             .map(|&i| {
                 let p = &self.pools[i];
-                p.traffic.conns_per_user * p.users.integral(a, b)
+                load_model::client_conns(&p.users, &p.traffic, a, b)
             })
             .sum::<f64>()
-            / (b - a)
     }
 
     /// The value of `metric` for service engine `se` over `[a, b)`.

@@ -27,14 +27,6 @@ pub(crate) struct PromQuery {
     pub description: bool,
 }
 
-/// The bucket `[start, end)` (Unix seconds) reported at `now`: the last one completed `lag`
-/// seconds ago, aligned to the epoch as the controller aligns to the wall clock.
-pub(crate) fn reported_bucket(now_unix: f64, period: u64, lag: f64) -> (f64, f64) {
-    let p = period as f64;
-    let end = ((now_unix - lag) / p).floor() * p;
-    (end - p, end)
-}
-
 /// One sample line's labels and value.
 struct Line {
     metric: &'static MetricDef,
@@ -179,7 +171,8 @@ pub(crate) fn render(
                 } else {
                     slow_period
                 };
-                let (a_unix, b_unix) = reported_bucket(now_unix, period, lag);
+                // Unix seconds: the controller aligns its buckets to the wall clock.
+                let (a_unix, b_unix) = load_model::closed_bucket(now_unix, period as f64, lag);
                 let (a, bb) = (a_unix - start_unix as f64, b_unix - start_unix as f64);
                 let mut block = Block {
                     uuid,
@@ -315,15 +308,6 @@ mod tests {
             tenants: tenants.iter().map(|s| s.to_string()).collect(),
             ..PromQuery::default()
         }
-    }
-
-    #[test]
-    fn buckets_are_aligned_and_complete() {
-        assert_eq!(reported_bucket(1000.0, 300, 0.0), (600.0, 900.0));
-        assert_eq!(reported_bucket(900.0, 300, 0.0), (600.0, 900.0));
-        assert_eq!(reported_bucket(899.9, 300, 0.0), (300.0, 600.0));
-        assert_eq!(reported_bucket(905.0, 300, 10.0), (300.0, 600.0));
-        assert_eq!(reported_bucket(12.0, 5, 0.0), (5.0, 10.0));
     }
 
     #[test]

@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::faults::FaultSpec;
 
+/// A pool's `load`: the keys `avi-autoscaler simulate` reads too.
+pub use load_model::{LoadSpec, SeriesPoint};
+
 /// The seed experiment's pool, named as AKO names the pool of an Ingress host and path:
 /// `<cluster>--<host><path with / as _>-<namespace>-<ingress>`.
 pub const SEED_POOL: &str = "k8s-03-cluster--kuard.nsx.rockhomelab.org_-routing-ns1-kuard-ingress";
@@ -443,172 +446,6 @@ impl Default for ServersSpec {
     }
 }
 
-/// Users over time and what each user does. Either a Locust-style ramp (`maxUsers` with
-/// optional `spawnRate`, `startAt`, `stopAt`, `stopRate`) or a step `series`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct LoadSpec {
-    /// Users started per second (default: all at once).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub spawn_rate: Option<f64>,
-    /// The number of users the ramp reaches.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_users: Option<f64>,
-    /// Seconds after the start when users begin to arrive.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub start_at: Option<f64>,
-    /// Seconds after the start when the users stop (default: never).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stop_at: Option<f64>,
-    /// Users stopped per second from `stopAt` (default: all at once, as Locust does).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stop_rate: Option<f64>,
-    /// Piecewise-constant users: `[{at: seconds, users: n}, …]`, 0 before the first point.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub series: Option<Vec<SeriesPoint>>,
-    /// Open backend connections per user.
-    #[serde(default = "one")]
-    pub conns_per_user: f64,
-    /// HTTP requests per second per user.
-    #[serde(default = "one")]
-    pub requests_per_user_per_second: f64,
-    /// Server response time, milliseconds (`l7_server.avg_resp_latency`).
-    #[serde(default = "default_response_ms")]
-    pub response_time_ms: f64,
-}
-
-impl LoadSpec {
-    /// The seed experiment's load: 1000 users spawned at 5/s from 0, stopped at 1320 s.
-    pub fn seed() -> Self {
-        Self {
-            spawn_rate: Some(5.0),
-            max_users: Some(1000.0),
-            start_at: Some(0.0),
-            stop_at: Some(1320.0),
-            ..Self::constant(0.0)
-        }
-    }
-
-    /// `users` users from the start on.
-    pub fn constant(users: f64) -> Self {
-        Self {
-            spawn_rate: None,
-            max_users: Some(users),
-            start_at: None,
-            stop_at: None,
-            stop_rate: None,
-            series: None,
-            conns_per_user: 1.0,
-            requests_per_user_per_second: 1.0,
-            response_time_ms: default_response_ms(),
-        }
-    }
-
-    /// The users-over-time function.
-    pub(crate) fn users(&self) -> crate::load::Polyline {
-        match &self.series {
-            Some(series) => {
-                crate::load::steps(&series.iter().map(|p| (p.at, p.users)).collect::<Vec<_>>())
-            }
-            None => crate::load::ramp(
-                self.start_at.unwrap_or(0.0),
-                self.max_users.unwrap_or(0.0),
-                self.spawn_rate,
-                self.stop_at,
-                self.stop_rate,
-            ),
-        }
-    }
-
-    /// Checks the numbers; the error names the field (relative to the load).
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        let bad = |field: &str, msg: String| Err((field.to_string(), msg));
-        let nonneg = |field: &str, v: Option<f64>| -> Result<(), (String, String)> {
-            match v {
-                Some(x) if !(x.is_finite() && x >= 0.0) => {
-                    bad(field, format!("must be a finite number >= 0, got {x}"))
-                }
-                _ => Ok(()),
-            }
-        };
-        nonneg("maxUsers", self.max_users)?;
-        nonneg("startAt", self.start_at)?;
-        nonneg("stopAt", self.stop_at)?;
-        nonneg("connsPerUser", Some(self.conns_per_user))?;
-        nonneg(
-            "requestsPerUserPerSecond",
-            Some(self.requests_per_user_per_second),
-        )?;
-        nonneg("responseTimeMs", Some(self.response_time_ms))?;
-        for (field, rate) in [("spawnRate", self.spawn_rate), ("stopRate", self.stop_rate)] {
-            if let Some(r) = rate
-                && !(r.is_finite() && r > 0.0)
-            {
-                return bad(field, format!("must be > 0 (omit it for at once), got {r}"));
-            }
-        }
-        if let (Some(start), Some(stop)) = (self.start_at, self.stop_at)
-            && stop < start
-        {
-            return bad(
-                "stopAt",
-                format!("must not be before startAt ({start}), got {stop}"),
-            );
-        }
-        if let Some(series) = &self.series {
-            for (field, set) in [
-                ("spawnRate", self.spawn_rate.is_some()),
-                ("maxUsers", self.max_users.is_some()),
-                ("startAt", self.start_at.is_some()),
-                ("stopAt", self.stop_at.is_some()),
-                ("stopRate", self.stop_rate.is_some()),
-            ] {
-                if set {
-                    return bad(field, "give either a series or a ramp, not both".into());
-                }
-            }
-            if series.is_empty() {
-                return bad("series", "needs at least one point".into());
-            }
-            let mut last = f64::NEG_INFINITY;
-            for (i, p) in series.iter().enumerate() {
-                if !p.at.is_finite() || p.at < last {
-                    return bad(
-                        &format!("series[{i}].at"),
-                        format!(
-                            "must be finite and not before the previous point, got {}",
-                            p.at
-                        ),
-                    );
-                }
-                if !(p.users.is_finite() && p.users >= 0.0) {
-                    return bad(
-                        &format!("series[{i}].users"),
-                        format!("must be a finite number >= 0, got {}", p.users),
-                    );
-                }
-                last = p.at;
-            }
-        } else if self.max_users.is_none() {
-            return bad(
-                "maxUsers",
-                "a ramp needs maxUsers (or give a series)".into(),
-            );
-        }
-        Ok(())
-    }
-}
-
-/// One step of a users series.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SeriesPoint {
-    /// Seconds after the start.
-    pub at: f64,
-    /// Users from then on.
-    pub users: f64,
-}
-
 /// A virtual service.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -828,7 +665,7 @@ impl Scenario {
             check_entity(&at, "pool", entity, &known_tenant, &mut names, &mut uuids)?;
             if let Some(load) = &p.load {
                 load.validate()
-                    .map_err(|(f, m)| ScenarioError::new(format!("{at}.load.{f}"), m))?;
+                    .map_err(|e| ScenarioError::new(format!("{at}.load.{}", e.field), e.message))?;
             }
         }
         let mut names = HashSet::new();
@@ -1083,9 +920,6 @@ fn default_controller_period() -> u64 {
 }
 fn default_port() -> u16 {
     8080
-}
-fn default_response_ms() -> f64 {
-    5.0
 }
 fn default_unknown_tenant_status() -> u16 {
     404

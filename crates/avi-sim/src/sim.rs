@@ -16,7 +16,6 @@ use crate::auth::AuthState;
 use crate::clock::{ClockError, ClockReading, SimClock, unix_seconds};
 use crate::counters::{CounterBook, Counters};
 use crate::faults::{ActiveFault, DueEvent, FaultBook, FaultSpec};
-use crate::load::ramp_to;
 use crate::model::World;
 use crate::scenario::{Behaviour, LoadSpec, Scenario, ScenarioError, User};
 use crate::server::spawn_accept_loop;
@@ -490,7 +489,7 @@ impl SimHandle {
         let p = &mut world.pools[i];
         let current = p.users.value_at(now);
         p.users
-            .splice(now, &ramp_to(now, current, users, spawn_rate));
+            .splice(now, &load_model::ramp_to(now, current, users, spawn_rate));
         Ok(())
     }
 
@@ -499,7 +498,7 @@ impl SimHandle {
     /// fixed for a pool's life and must match the pool's.
     pub fn set_pool_load(&self, pool: &str, load: &LoadSpec) -> Result<(), Error> {
         load.validate()
-            .map_err(|(f, m)| Error::invalid(format!("load.{f}"), m))?;
+            .map_err(|e| Error::invalid(format!("load.{}", e.field), e.message))?;
         let i = self.pool_index(pool)?;
         let now = self.elapsed();
         let mut world = lock(&self.shared.world);

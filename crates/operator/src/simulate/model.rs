@@ -1,12 +1,14 @@
 //! The virtual world a scenario runs in: a target whose pods become ready after a delay, and an
-//! Avi controller that reports bucket averages of the load.
+//! Avi controller that reports bucket averages of the load, computed by the load model avi-sim
+//! uses too ([`load_model`]), with the target's ready pods as the pool's members.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, net::Ipv4Addr};
 
-use api::{EntityType, Reason, ResolvedMetric, k8s::jiff::SignedDuration};
+use api::{Aggregation, EntityType, Reason, ResolvedMetric, k8s::jiff::SignedDuration};
+use load_model::{Bucket, Membership, client_conns, closed_bucket};
 use scaling::{Decision, Failure, Inputs, Sample, TargetState, decide};
 
-use super::scenario::{Initial, Load, MetricModel, Per, Point, Scenario};
+use super::scenario::{Initial, Load, MetricModel, Point, Scenario};
 
 /// One poll of the simulation.
 #[derive(Clone, Debug)]
@@ -128,6 +130,20 @@ impl Target {
         count(self.pods.iter().filter(|p| p.is_ready_at(t)).count())
     }
 
+    /// The pool's members over time: each pod from when it is ready until it is removed.
+    fn members(&self) -> Membership {
+        let lifetimes = self.pods.iter().map(|p| {
+            let from = if p.ready_at == i64::MIN {
+                f64::NEG_INFINITY
+            } else {
+                p.ready_at as f64
+            };
+            (from, p.removed_at.map_or(f64::INFINITY, |r| r as f64))
+        });
+        // The addresses are never shown: a scenario's pool has no real members.
+        Membership::from_lifetimes(lifetimes, Ipv4Addr::UNSPECIFIED, 0)
+    }
+
     /// Brings the pods to `spec` at `t`.
     fn reconcile(&mut self, t: i64) {
         let alive = count(self.alive(t).count());
@@ -217,17 +233,14 @@ impl<'s> Avi<'s> {
     /// The end of the latest closed bucket at `t`, in seconds from the start. Buckets are
     /// aligned to the wall clock (multiples of the period since the epoch), as Avi's are.
     fn last_bucket_end(&self, metric: &ResolvedMetric, t: i64) -> i64 {
-        let period = period_secs(metric);
         let start = self.scenario.start.as_second();
-        let now = start + t;
-        now.div_euclid(period) * period - start
+        let (_, end) = closed_bucket((start + t) as f64, period_secs(metric), 0.0);
+        end as i64 - start
     }
 }
 
-fn period_secs(metric: &ResolvedMetric) -> i64 {
-    i64::try_from(metric.aggregation_period().as_secs())
-        .unwrap_or(300)
-        .max(1)
+fn period_secs(metric: &ResolvedMetric) -> f64 {
+    metric.aggregation_period().as_secs_f64()
 }
 
 /// The reading of a series at `t`: the last point at or before it.
@@ -242,114 +255,85 @@ fn series_at(points: &[Point], t: i64) -> Result<f64, Failure> {
         .map_err(|reason| Failure::new(reason, format!("simulated {reason}")))
 }
 
-/// The average of the load's metric over the bucket `[end - period, end)`, sampled finely
-/// (midpoints of 1-second steps, 0.05-second steps for realtime): what Avi reports for it.
-/// `None` when the metric is per member and the pool had no member during the bucket.
+/// What Avi reports for the load's metric over the bucket `[end - period, end)`: a pool's
+/// member lines combined as the metric's aggregation combines them (the scenario's `per` was
+/// checked against it), or one series for other entities. `None` when no pool member had samples in the bucket (Avi answers no line).
 fn bucket_average(load: &Load, metric: &ResolvedMetric, end: i64, target: &Target) -> Option<f64> {
-    let period = period_secs(metric) as f64;
-    let step = (period / 100.0).min(1.0);
-    let steps = (period / step).round() as i64;
-    let from = end as f64 - period;
-    let mut sum = 0.0;
-    let mut counted = 0u32;
-    for k in 0..steps {
-        let t = from + (k as f64 + 0.5) * step;
-        let total = users(load, t) * load.conns_per_user;
-        match load.per {
-            Per::Pool => {
-                sum += total;
-                counted += 1;
-            }
-            Per::Member => {
-                let members = target.ready_at(t);
-                if members > 0 {
-                    sum += total / f64::from(members);
-                    counted += 1;
-                }
-            }
-        }
+    let (start, end) = (end as f64 - period_secs(metric), end as f64);
+    let Some(aggregation) = metric.aggregation else {
+        return Some(client_conns(&load.users, &load.traffic, start, end));
+    };
+    let bucket = Bucket::of_pool(&load.users, &load.traffic, &target.members(), start, end);
+    if bucket.members.is_empty() {
+        return None;
     }
-    (counted > 0).then(|| sum / f64::from(counted))
-}
-
-/// Users connected at `t` (seconds from the start): spawning at `spawnRate` from `startAt` up to
-/// `maxUsers`, all gone at `stopAt`.
-fn users(load: &Load, t: f64) -> f64 {
-    let since = t - load.start_at as f64;
-    if since < 0.0 || load.stop_at.is_some_and(|s| t >= s as f64) {
-        0.0
-    } else {
-        (load.spawn_rate * since).min(load.max_users)
-    }
+    let lines = bucket.member_conns();
+    Some(match aggregation {
+        Aggregation::Sum => bucket.pool_conns(),
+        Aggregation::Average => lines.sum::<f64>() / bucket.members.len() as f64,
+        Aggregation::Max => lines.fold(f64::NEG_INFINITY, f64::max),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn load(max_users: f64) -> Load {
+    fn seed_load() -> Load {
+        let spec = load_model::LoadSpec::seed();
         Load {
-            spawn_rate: 5.0,
-            max_users,
-            start_at: 0,
-            stop_at: Some(1320),
-            conns_per_user: 1.0,
-            per: Per::Pool,
+            users: spec.users(),
+            traffic: spec.traffic(),
         }
     }
 
-    fn metric(realtime: bool) -> ResolvedMetric {
+    fn metric(kind: EntityType, aggregation: Option<Aggregation>) -> ResolvedMetric {
         ResolvedMetric {
             entity: api::EntityRef {
-                kind: EntityType::Pool,
+                kind,
                 name: Some("p".into()),
                 uuid: None,
             },
             metric_id: "l4_server.avg_open_conns".into(),
-            aggregation: Some(api::Aggregation::Sum),
-            realtime,
+            aggregation,
+            realtime: false,
             target: api::Target::AverageValue(200.0),
         }
     }
 
-    fn steady_target(n: i32) -> Target {
-        Target::new(
+    #[test]
+    fn member_lines_follow_the_ready_pods_and_combine_as_the_aggregation_says() {
+        let mut t = Target::new(
             Initial {
-                spec: n,
-                status: n,
-                ready: n,
+                spec: 4,
+                status: 4,
+                ready: 4,
             },
-            0,
-        )
-    }
-
-    #[test]
-    fn the_seed_buckets_average_the_ramp() {
-        let t = steady_target(1);
-        let avg = |end| bucket_average(&load(1000.0), &metric(false), end, &t).unwrap();
-        // Ramp to 1000 over 200 s, then 100 s at 1000: (200 × 500 + 100 × 1000) / 300.
-        assert!((avg(300) - 666.666_666).abs() < 1e-3, "{}", avg(300));
-        assert_eq!(avg(600), 1000.0);
-        // Stopped at 1320: 120 s of 1000 in [1200, 1500).
-        assert!((avg(1500) - 400.0).abs() < 1e-9);
-        assert_eq!(avg(1800), 0.0);
-        assert_eq!(avg(0), 0.0);
-    }
-
-    #[test]
-    fn realtime_buckets_are_five_seconds() {
-        let t = steady_target(1);
-        let avg = bucket_average(&load(1000.0), &metric(true), 10, &t).unwrap();
-        // Users 25 → 50 over [5, 10): mean 37.5.
-        assert!((avg - 37.5).abs() < 1e-9, "{avg}");
-    }
-
-    #[test]
-    fn per_member_divides_by_the_ready_members() {
-        let mut l = load(1000.0);
-        l.per = Per::Member;
-        let t = steady_target(4);
-        assert_eq!(bucket_average(&l, &metric(false), 600, &t), Some(250.0));
+            30,
+        );
+        // A fifth pod, ready at 450: half-way through the bucket [300, 600).
+        t.spec = 5;
+        t.reconcile(420);
+        let read = |kind, aggregation| {
+            bucket_average(&seed_load(), &metric(kind, aggregation), 600, &t).unwrap()
+        };
+        // Four lines of (250 × 150 + 200 × 150) / 300 and one of 200 × 150 / 300.
+        assert_eq!(read(EntityType::Pool, Some(Aggregation::Max)), 225.0);
+        assert_eq!(read(EntityType::Pool, Some(Aggregation::Average)), 200.0);
+        assert_eq!(read(EntityType::Pool, Some(Aggregation::Sum)), 1000.0);
+        assert_eq!(read(EntityType::VirtualService, None), 1000.0);
+        // No pod was ready during [0, 300) of a target that starts with none.
+        let idle = Target::new(
+            Initial {
+                spec: 1,
+                status: 1,
+                ready: 0,
+            },
+            300,
+        );
+        let m = metric(EntityType::Pool, Some(Aggregation::Sum));
+        assert_eq!(bucket_average(&seed_load(), &m, 300, &idle), None);
+        assert_eq!(bucket_average(&seed_load(), &m, 600, &idle), Some(1000.0));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use api::{
         jiff::{SignedDuration, Timestamp},
     },
 };
+use load_model::{LoadSpec, Per, Polyline, Traffic};
 use serde::Deserialize;
 
 /// The default `startTime`.
@@ -73,33 +74,13 @@ pub struct Point {
     pub reading: Result<f64, Reason>,
 }
 
-/// A load model.
-#[derive(Clone, Copy, Debug)]
+/// A load model, as the shared load model evaluates it.
+#[derive(Clone, Debug)]
 pub struct Load {
-    /// Users started per second.
-    pub spawn_rate: f64,
-    /// Users at most.
-    pub max_users: f64,
-    /// When users start arriving, in seconds from the start.
-    pub start_at: i64,
-    /// When all users stop, if they do.
-    pub stop_at: Option<i64>,
-    /// Open connections per user.
-    pub conns_per_user: f64,
-    /// Whether the metric is the pool total or the value per member.
-    pub per: Per,
-}
-
-/// What a load model's metric measures.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Per {
-    /// The total over the pool (what `aggregation: Sum` reads, or a virtual service's metric).
-    #[default]
-    Pool,
-    /// The total divided among the pool's members (what `aggregation: Average` or `Max` reads
-    /// with balanced members).
-    Member,
+    /// Users over time.
+    pub users: Polyline,
+    /// What each user does (its open connections).
+    pub traffic: Traffic,
 }
 
 #[derive(Deserialize)]
@@ -138,7 +119,7 @@ struct RawInitial {
 #[serde(deny_unknown_fields)]
 struct RawMetric {
     series: Option<Vec<RawPoint>>,
-    load: Option<RawLoad>,
+    load: Option<LoadSpec>,
 }
 
 #[derive(Deserialize)]
@@ -147,24 +128,6 @@ struct RawPoint {
     at: i64,
     value: Option<f64>,
     error: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RawLoad {
-    spawn_rate: f64,
-    max_users: f64,
-    #[serde(default)]
-    start_at: i64,
-    stop_at: Option<i64>,
-    #[serde(default = "one")]
-    conns_per_user: f64,
-    #[serde(default)]
-    per: Per,
-}
-
-fn one() -> f64 {
-    1.0
 }
 
 /// The failures a series point may simulate.
@@ -358,25 +321,14 @@ fn series(field: &str, raw: Vec<RawPoint>) -> Result<Vec<Point>, String> {
     Ok(points)
 }
 
-fn load(field: &str, raw: RawLoad, spec: &api::ResolvedMetric) -> Result<Load, String> {
+fn load(field: &str, raw: LoadSpec, spec: &api::ResolvedMetric) -> Result<Load, String> {
     let here = format!("{field}.load");
-    if !(raw.spawn_rate.is_finite() && raw.spawn_rate > 0.0) {
-        return Err(format!("{here}.spawnRate: must be a number greater than 0"));
-    }
-    if !(raw.max_users.is_finite() && raw.max_users >= 0.0) {
-        return Err(format!("{here}.maxUsers: must be a number of at least 0"));
-    }
-    if raw.start_at < 0 {
-        return Err(format!("{here}.startAt: must be at least 0"));
-    }
-    if let Some(stop) = raw.stop_at
-        && stop <= raw.start_at
-    {
-        return Err(format!("{here}.stopAt: must be after startAt"));
-    }
-    if !(raw.conns_per_user.is_finite() && raw.conns_per_user >= 0.0) {
+    raw.validate()
+        .map_err(|e| format!("{here}.{}: {}", e.field, e.message))?;
+    // Scenario files have always stated how fast a ramp's users arrive.
+    if raw.series.is_none() && raw.spawn_rate.is_none() {
         return Err(format!(
-            "{here}.connsPerUser: must be a number of at least 0"
+            "{here}.spawnRate: a ramp needs spawnRate (users started per second)"
         ));
     }
     // The model's value must be what the metric reads.
@@ -399,11 +351,7 @@ fn load(field: &str, raw: RawLoad, spec: &api::ResolvedMetric) -> Result<Load, S
         _ => {}
     }
     Ok(Load {
-        spawn_rate: raw.spawn_rate,
-        max_users: raw.max_users,
-        start_at: raw.start_at,
-        stop_at: raw.stop_at,
-        conns_per_user: raw.conns_per_user,
-        per: raw.per,
+        users: raw.users(),
+        traffic: raw.traffic(),
     })
 }
