@@ -28,6 +28,7 @@ use crate::{
     connection::Connections,
     controller::{self, Context},
     events::Events,
+    identity,
     leader::{Election, Leadership, LeaseSettings},
     target::Targets,
     telemetry::Metrics,
@@ -86,7 +87,11 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             .unwrap_or_default()
     };
     let (bound_metrics, bound_health) = (local(true), local(false));
-    let client = Client::try_default().await.map_err(RunError::KubeConfig)?;
+    let mut kube_config = kube::Config::infer()
+        .await
+        .map_err(|e| RunError::KubeConfig(kube::Error::InferConfig(e)))?;
+    identity::identify(&mut kube_config);
+    let client = Client::try_from(kube_config).map_err(RunError::KubeConfig)?;
     let metrics = Arc::new(Metrics::new());
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -129,6 +134,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     });
     let poller = avi::Poller::new(avi::PollerSettings {
         observer: Some(observer),
+        user_agent: identity::USER_AGENT.to_owned(),
         ..avi::PollerSettings::default()
     });
     let ctx = Arc::new(Context {
