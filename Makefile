@@ -32,7 +32,8 @@ crd: ## Regenerate the CRD in config/crd and the chart's crds/ from the Rust typ
 	cp $(CRD_FILE) $(CHART_CRD_FILE)
 
 image: ## Build the operator image avi-autoscaler:dev (needs docker)
-	docker build --target avi-autoscaler --tag avi-autoscaler:dev .
+	docker build --target avi-autoscaler --tag avi-autoscaler:dev \
+		--build-arg AVI_AUTOSCALER_GIT_SHA=$$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown) .
 
 e2e-kind: ## End-to-end test on a kind cluster: images, helm install, avi-sim, kuard scale-up (needs docker, kind, kubectl, helm)
 	hack/e2e-kind.sh

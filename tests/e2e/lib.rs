@@ -423,16 +423,28 @@ pub struct Operator {
 }
 
 impl Operator {
-    /// Starts `avi-autoscaler run` against `cluster`, its requests marked `client`.
+    /// Starts `avi-autoscaler run` against `cluster`, its requests marked `client`; its
+    /// endpoints listen on free ports of 127.0.0.1.
     pub fn start(cluster: &Cluster, client: &str, args: &[&str]) -> Self {
+        let binds = [
+            "--metrics-bind",
+            "127.0.0.1:0",
+            "--health-bind",
+            "127.0.0.1:0",
+        ];
+        Self::spawn(cluster, client, &binds, args)
+    }
+
+    /// [`start`](Self::start) without bind flags: the endpoints listen where a pod's would, on
+    /// the defaults' fixed ports.
+    pub fn start_with_default_binds(cluster: &Cluster, client: &str, args: &[&str]) -> Self {
+        Self::spawn(cluster, client, &[], args)
+    }
+
+    fn spawn(cluster: &Cluster, client: &str, binds: &[&str], args: &[&str]) -> Self {
         let mut child = Command::new(workspace_bin("avi-autoscaler"))
             .arg("run")
-            .args([
-                "--metrics-bind",
-                "127.0.0.1:0",
-                "--health-bind",
-                "127.0.0.1:0",
-            ])
+            .args(binds)
             .args(["--log-format", "json", "--identity", client])
             .args(args)
             .env("KUBECONFIG", cluster.kubeconfig(client))
@@ -440,6 +452,8 @@ impl Operator {
             .env_remove("KUBERNETES_SERVICE_HOST")
             .env_remove("POD_NAME")
             .env_remove("POD_NAMESPACE")
+            .env_remove("AVI_AUTOSCALER_METRICS_BIND")
+            .env_remove("AVI_AUTOSCALER_HEALTH_BIND")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

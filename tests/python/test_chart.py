@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from pathlib import Path
 
 import helm_python as helm
 import pytest
@@ -41,6 +42,16 @@ LEASE_RULES = [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "
 def workspace_version() -> str:
     cargo = tomllib.loads((ROOT / "Cargo.toml").read_text())
     return cargo["workspace"]["package"]["version"]
+
+
+def binary_default_bind(endpoint: str) -> str:
+    """The default of the operator's --metrics-bind or --health-bind, read from its CLI source."""
+    cli = (ROOT / "crates" / "operator" / "src" / "cli.rs").read_text()
+    match = re.search(
+        rf'default_value = "([^"]+)",\s*env = "AVI_AUTOSCALER_{endpoint.upper()}_BIND"', cli
+    )
+    assert match, f"no default for --{endpoint}-bind in cli.rs"
+    return match.group(1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -99,10 +110,9 @@ def test_default_deployment_runs_two_replicas_with_leader_election() -> None:
     assert deployment["spec"]["replicas"] == 2
     container = operator_container(objects)
     assert container["image"] == f"ghcr.io/avi-autoscaler/avi-autoscaler:{workspace_version()}"
+    # The binary's default listen addresses ([::]:8080, [::]:8081) serve the default ports.
     assert container["args"] == [
         "run",
-        "--metrics-bind=0.0.0.0:8080",
-        "--health-bind=0.0.0.0:8081",
         "--log-format=json",
         "--leader-election",
         "--lease-namespace=$(POD_NAMESPACE)",
@@ -262,8 +272,10 @@ def test_metrics_off_removes_the_service_and_port() -> None:
     assert find(objects, "ServiceMonitor") == []
     container = operator_container(objects)
     assert [p["name"] for p in container["ports"]] == ["health"]
-    # The listener is still configured (the operator serves /metrics); it is just not published.
-    assert "--metrics-bind=0.0.0.0:8080" in container["args"]
+    # The listener still runs on its default address (the operator serves /metrics); it is just
+    # not published.
+    assert not any(a.startswith("--metrics-bind") for a in container["args"])
+    assert binary_default_bind("metrics") == "[::]:8080"
 
 
 def test_servicemonitor_scrapes_the_metrics_service() -> None:
@@ -327,8 +339,8 @@ def test_every_value_reaches_the_manifests() -> None:
     assert pod["imagePullSecrets"] == [{"name": "regcred"}]
     assert container["args"] == [
         "run",
-        "--metrics-bind=0.0.0.0:9090",
-        "--health-bind=0.0.0.0:9091",
+        "--metrics-bind=[::]:9090",
+        "--health-bind=[::]:9091",
         "--log-format=text",
         "--leader-election",
         "--lease-namespace=$(POD_NAMESPACE)",
@@ -438,6 +450,49 @@ def test_notes_tell_the_user_what_to_do_next() -> None:
     assert "kubectl get aas -A" in notes
     assert "port-forward service/avi-autoscaler-metrics 8080" in notes
     assert "helm show crds" in notes
+
+
+# The CRD upgrade: Helm owns the CRD's fields as field manager "helm", so a server-side apply
+# of a changed CRD must force the conflicts (tests/e2e/install.rs runs this very command
+# against the API stand-in, reading it from NOTES.txt).
+CRD_UPGRADE = "kubectl apply --server-side --force-conflicts"
+
+
+def test_notes_and_readme_give_the_same_crd_upgrade() -> None:
+    notes = render_notes()
+    (line,) = [l for l in notes.splitlines() if "helm show crds" in l]
+    assert f"| {CRD_UPGRADE} -f -" in line
+    readme = (ROOT / "README.md").read_text()
+    assert f"| {CRD_UPGRADE} -f -" in readme
+    # Every server-side apply of the chart's CRD in the README forces the conflicts.
+    for command in re.findall(r"kubectl apply --server-side[^\n]*", readme):
+        if "crds" in command:
+            assert "--force-conflicts" in command, command
+
+
+def test_default_ports_are_the_binary_defaults() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert binary_default_bind("metrics") == f"[::]:{values['metrics']['port']}"
+    assert binary_default_bind("health") == f"[::]:{values['health']['port']}"
+    container = operator_container(render_chart())
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"metrics": values["metrics"]["port"], "health": values["health"]["port"]}
+    assert not any("0.0.0.0" in a for a in container["args"])
+
+
+PREVIOUS_VALUES = Path(__file__).parent / "fixtures" / "values-0.1.0.yaml"
+
+
+def test_previous_release_values_upgrade_cleanly() -> None:
+    """`helm upgrade -f values.yaml` with the values file of release 0.1.0 (as a user kept it)."""
+    previous = yaml.safe_load(PREVIOUS_VALUES.read_text())
+    chart().validate_schema(previous)
+    objects = render_chart(previous)
+    container = operator_container(objects)
+    assert container["image"].startswith("ghcr.io/avi-autoscaler/avi-autoscaler:")
+    # Every value 0.1.0 had is still a value of this chart.
+    current = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert set(value_paths(previous)) <= set(value_paths(current))
 
 
 def test_notes_follow_the_values() -> None:

@@ -82,6 +82,28 @@ def applied_from_stdin(calls: list[dict]) -> list[list[dict]]:
     ]
 
 
+# The default image tag: e2e- and a hash of the sources.
+SOURCE_TAG = re.compile(r"e2e-[0-9a-f]{12}")
+
+
+def built_tag(calls: list[dict]) -> str:
+    """The tag the operator image was built with."""
+    (build,) = [b for b in calls_of(calls, "docker", "build") if b[b.index("--target") + 1] == "avi-autoscaler"]
+    return build[build.index("--tag") + 1].split(":", 1)[1]
+
+
+def helm_values(install: list[str]) -> dict:
+    """The values of a `helm upgrade --install` command line. Only --set-string is accepted: with
+    --set, Helm turns a tag of digits into a number, which the values schema refuses."""
+    assert "--set" not in install, install
+    values: dict = {}
+    for i, arg in enumerate(install):
+        if arg == "--set-string":
+            for key, value in helm.parse_set_string_values(install[i + 1]).items():
+                values.setdefault(key, {}).update(value) if isinstance(value, dict) else values.update({key: value})
+    return values
+
+
 def dockerfile_stages() -> set[str]:
     return set(re.findall(r"^FROM\s+\S+\s+AS\s+(\S+)\s*$", (ROOT / "Dockerfile").read_text(), re.MULTILINE))
 
@@ -92,9 +114,10 @@ def passing_run(tmp_path_factory: pytest.TempPathFactory, real_kubectl: str) -> 
 
 
 def test_script_passes_against_a_healthy_cluster(passing_run) -> None:
-    result, _ = passing_run
+    result, calls = passing_run
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "e2e-kind: PASSED" in result.stdout
+    assert SOURCE_TAG.fullmatch(built_tag(calls)), built_tag(calls)
 
 
 def test_steps_run_in_order(passing_run) -> None:
@@ -123,7 +146,11 @@ def test_images_are_the_dockerfile_stages_and_reach_the_cluster(passing_run) -> 
     assert all(b[-1] == "." for b in builds)
     (load,) = calls_of(calls, "kind", "load", "docker-image")
     assert set(targets.values()) <= set(load)
-    assert targets == {"avi-autoscaler": "avi-autoscaler:e2e", "avi-sim": "avi-sim:e2e"}
+    tag = built_tag(calls)
+    assert targets == {"avi-autoscaler": f"avi-autoscaler:{tag}", "avi-sim": f"avi-sim:{tag}"}
+    # The binaries learn the commit they are built from (the build context has no .git).
+    for build in builds:
+        assert build[build.index("--build-arg") + 1].startswith("AVI_AUTOSCALER_GIT_SHA=")
 
 
 def test_avi_sim_manifests_are_valid_and_consistent(passing_run) -> None:
@@ -137,7 +164,7 @@ def test_avi_sim_manifests_are_valid_and_consistent(passing_run) -> None:
     secret = one(objects, "Secret", "avi-sim-password")
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]
-    assert container["image"] == "avi-sim:e2e" and container["imagePullPolicy"] == "Never"
+    assert container["image"] == f"avi-sim:{built_tag(calls)}" and container["imagePullPolicy"] == "Never"
     args = dict(a.split("=", 1) for a in container["args"])
     assert args["--listen"] == "0.0.0.0:8443"
     assert args["--tls-san"] == "avi-sim.avi-sim.svc"
@@ -161,15 +188,12 @@ def test_chart_install_uses_the_loaded_image(passing_run) -> None:
     assert install[2:4] == ["avi-autoscaler", "config/helm/avi-autoscaler"]
     assert install[install.index("--namespace") + 1] == "avi-autoscaler"
     assert "--wait" in install
-    values: dict = {}
-    for i, arg in enumerate(install):
-        if arg == "--set":
-            for key, value in helm.parse_set_string(install[i + 1]).items():
-                values.setdefault(key, {}).update(value) if isinstance(value, dict) else values.update({key: value})
-    assert values["image"] == {"repository": "avi-autoscaler", "tag": "e2e", "pullPolicy": "Never"}
+    values = helm_values(install)
+    tag = built_tag(calls)
+    assert values["image"] == {"repository": "avi-autoscaler", "tag": tag, "pullPolicy": "Never"}
     chart().validate_schema(values)
     container = next(c for c in one(render_chart(values), "Deployment")["spec"]["template"]["spec"]["containers"])
-    assert container["image"] == "avi-autoscaler:e2e"
+    assert container["image"] == f"avi-autoscaler:{tag}"
 
 
 def test_kuard_example_is_pointed_at_avi_sim(passing_run) -> None:
@@ -226,6 +250,116 @@ def test_an_existing_cluster_is_reused_and_kept(tmp_path: Path, real_kubectl: st
     assert not calls_of(calls, "kind", "create") and not calls_of(calls, "kind", "delete")
     assert all(c["args"][c["args"].index("--name") + 1] == "ci" for c in calls if c["tool"] == "kind" and "--name" in c["args"])
     assert "avi-autoscaler:pr-1" in calls_of(calls, "kind", "load", "docker-image")[0]
+
+
+def test_a_rerun_on_a_kept_cluster_restarts_what_it_tests(tmp_path: Path, real_kubectl: str) -> None:
+    runs = []
+    for n in (1, 2):
+        directory = tmp_path / str(n)
+        directory.mkdir()
+        result, calls = run_script(directory, real_kubectl, FAKE_CLUSTER_EXISTS="1", KEEP_CLUSTER="true")
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+        runs.append(calls)
+    sims = [one(applied_from_stdin(calls)[0], "Deployment", "avi-sim") for calls in runs]
+    passwords = [one(applied_from_stdin(calls)[0], "Secret")["stringData"]["password"] for calls in runs]
+    installs = [helm_values(calls_of(calls, "helm", "upgrade", "--install")[0]) for calls in runs]
+    # A new password, and a changed pod template that restarts avi-sim with it (one at a time):
+    # its seed load starts with the process, so with this run.
+    assert passwords[0] != passwords[1]
+    annotations = [s["spec"]["template"]["metadata"]["annotations"] for s in sims]
+    assert annotations[0] != annotations[1]
+    assert all(s["spec"]["strategy"] == {"type": "Recreate"} for s in sims)
+    # The operator is rolled even when the sources, and so the image tag, did not change.
+    assert built_tag(runs[0]) == built_tag(runs[1])
+    assert installs[0]["podAnnotations"] != installs[1]["podAnnotations"]
+    # The example starts from a fresh namespace: no scale, status or events of the last run.
+    for calls in runs:
+        steps = [(c["tool"], c["args"][:3]) for c in calls]
+        delete = steps.index(("kubectl", ["delete", "namespace", "routing-ns1"]))
+        assert delete < steps.index(("kubectl", ["apply", "-f", "examples/kuard/namespace.yaml"]))
+        assert "--ignore-not-found" in calls[delete]["args"] and "--wait=true" in calls[delete]["args"]
+
+
+def test_an_all_digit_tag_stays_a_string(tmp_path: Path, real_kubectl: str) -> None:
+    result, calls = run_script(tmp_path, real_kubectl, IMAGE_TAG="20261205")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    values = helm_values(calls_of(calls, "helm", "upgrade", "--install")[0])
+    assert values["image"]["tag"] == "20261205"
+    chart().validate_schema(values)
+
+
+def dry_run(env_path: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    log = tmp_path / "calls.jsonl"
+    result = subprocess.run(
+        ["bash", str(SCRIPT)],
+        env={"PATH": env_path, "HOME": str(tmp_path), "E2E_KIND_DRY_RUN": "1", "FAKE_LOG": str(log), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert not log.exists(), "a dry run ran a tool"
+    return result
+
+
+def printed_commands(stdout: str) -> list[str]:
+    return [line[2:] for line in stdout.splitlines() if line.startswith("+ ")]
+
+
+def test_dry_run_prints_every_command_and_runs_none(tmp_path: Path, real_kubectl: str) -> None:
+    # The recording tools are first on PATH: the dry run must not call them.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("docker", "kind", "kubectl", "helm"):
+        stub = bin_dir / name
+        stub.write_text(f"#!{sys.executable}\n" + FAKE_TOOL.read_text())
+        stub.chmod(stub.stat().st_mode | stat.S_IXUSR)
+    result = dry_run(f"{bin_dir}:/usr/bin:/bin", tmp_path)
+    commands = printed_commands(result.stdout)
+    tools = [c.split()[0] for c in commands]
+    assert set(tools) == {"kind", "docker", "kubectl", "helm"}, commands
+    first = lambda prefix: next(i for i, c in enumerate(commands) if c.startswith(prefix))  # noqa: E731
+    order = [
+        first("kind create cluster --name avi-autoscaler-e2e"),
+        first("docker build --target avi-autoscaler"),
+        first("kind load docker-image"),
+        first("kubectl --context kind-avi-autoscaler-e2e apply -f -"),
+        first("helm --kube-context kind-avi-autoscaler-e2e upgrade --install avi-autoscaler"),
+        first("kubectl --context kind-avi-autoscaler-e2e delete namespace routing-ns1"),
+        first("kubectl --context kind-avi-autoscaler-e2e wait deployment/kuard-deployment"),
+    ]
+    assert order == sorted(order), commands
+    (helm_line,) = [c for c in commands if c.startswith("helm ")]
+    tag = re.search(r"--set-string image\.tag=(\S+)", helm_line).group(1)
+    assert SOURCE_TAG.fullmatch(tag)
+    assert f"--tag avi-autoscaler:{tag} ." in result.stdout and f"avi-sim:{tag}" in result.stdout
+    assert "--set " not in helm_line
+    # The manifests a command reads are printed with it.
+    assert "  | kind: Deployment" in result.stdout and "  |   name: avi-sim" in result.stdout
+    assert "dry run, nothing was run" in result.stdout
+
+
+def test_dry_run_needs_none_of_the_tools(tmp_path: Path) -> None:
+    # Only the basic utilities: no docker, kind or helm (kubectl may be there; it is not called).
+    result = dry_run("/usr/bin:/bin", tmp_path)
+    assert "is required" not in result.stderr
+    assert printed_commands(result.stdout)
+
+
+def test_the_image_tag_follows_the_sources(tmp_path: Path) -> None:
+    def tag() -> str:
+        helm_line = next(c for c in printed_commands(dry_run("/usr/bin:/bin", tmp_path).stdout) if c.startswith("helm "))
+        return re.search(r"--set-string image\.tag=(\S+)", helm_line).group(1)
+
+    before = tag()
+    assert tag() == before, "the same sources give the same tag"
+    probe = ROOT / "hack" / f"tag-probe-{os.getpid()}.txt"
+    try:
+        probe.write_text("a change to the build context\n")
+        assert tag() != before, "a changed source gives a new tag, so a rerun tests the new build"
+    finally:
+        probe.unlink()
+    assert tag() == before
 
 
 def test_missing_tools_are_named(tmp_path: Path) -> None:

@@ -4,7 +4,8 @@
 //! An endpoint is the method and the path with identifiers taken out:
 //! `GET /api/analytics/prometheus-metrics/pool`, `GET /api/analytics/metrics/pool/{uuid}`,
 //! `GET /api/pool`, `GET /api/pool/{uuid}`, `POST /login`. Trailing slashes do not matter.
-//! Admin requests (`/_sim/…`) are not counted.
+//! Admin requests (`/_sim/…`) are not counted. Requests are also counted by their User-Agent,
+//! so that a test can prove which client made them.
 
 use std::collections::BTreeMap;
 
@@ -30,6 +31,8 @@ pub struct Counters {
     pub endpoints: BTreeMap<String, EndpointCount>,
     /// The same, per node (listener index).
     pub nodes: Vec<BTreeMap<String, EndpointCount>>,
+    /// Every request, by its `User-Agent` header (empty when absent or not text).
+    pub user_agents: BTreeMap<String, u64>,
 }
 
 impl Counters {
@@ -73,6 +76,7 @@ impl CounterBook {
             counters: Counters {
                 endpoints: BTreeMap::new(),
                 nodes: vec![BTreeMap::new(); nodes],
+                user_agents: BTreeMap::new(),
             },
         }
     }
@@ -88,8 +92,13 @@ impl CounterBook {
         }
     }
 
-    pub fn request(&mut self, node: usize, endpoint: &str) {
+    pub fn request(&mut self, node: usize, endpoint: &str, user_agent: &str) {
         self.both(node, endpoint, |c| c.requests += 1);
+        *self
+            .counters
+            .user_agents
+            .entry(user_agent.to_owned())
+            .or_default() += 1;
     }
 
     pub fn response(&mut self, node: usize, endpoint: &str, status: u16) {
@@ -157,9 +166,9 @@ mod tests {
     #[test]
     fn counts_per_endpoint_status_and_node() {
         let mut book = CounterBook::new(2);
-        book.request(1, "GET /api/pool");
+        book.request(1, "GET /api/pool", "avi-autoscaler/0.1.0 (abc)");
         book.response(1, "GET /api/pool", 200);
-        book.request(0, "GET /api/pool");
+        book.request(0, "GET /api/pool", "");
         book.aborted(0, "GET /api/pool");
         let c = book.snapshot();
         assert_eq!(c.requests("GET /api/pool"), 2);
@@ -167,6 +176,13 @@ mod tests {
         assert_eq!(c.node_requests(1, "GET /api/pool"), 1);
         assert_eq!(c.endpoints["GET /api/pool"].aborted, 1);
         assert_eq!(c.total(), 2);
+        assert_eq!(
+            c.user_agents,
+            BTreeMap::from([
+                (String::new(), 1),
+                ("avi-autoscaler/0.1.0 (abc)".to_owned(), 1)
+            ])
+        );
         book.reset();
         assert_eq!(book.snapshot().total(), 0);
         assert_eq!(book.snapshot().nodes.len(), 2);

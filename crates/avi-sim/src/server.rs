@@ -119,7 +119,12 @@ async fn serve(
     }
 
     let endpoint = endpoint_key(req.method.as_str(), &req.path);
-    lock(&shared.counters).request(node, &endpoint);
+    let user_agent = req
+        .headers
+        .get(hyper::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    lock(&shared.counters).request(node, &endpoint, user_agent);
     let triggered = lock(&shared.faults).trigger(&req.path, node, shared.clock.elapsed());
     let aborted = |why: &str| {
         lock(&shared.counters).aborted(node, &endpoint);

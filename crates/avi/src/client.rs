@@ -42,6 +42,7 @@ pub(crate) struct RetryPolicy {
     pub backoff: Duration,
     pub max_backoff: Duration,
     pub login_retry_after: Duration,
+    pub user_agent: String,
 }
 
 /// A successful (non-auth-failure, non-5xx) answer.
@@ -122,7 +123,7 @@ impl Connection {
             .connect_timeout(key.timeout)
             // A redirect would be followed with the credentials; Avi does not redirect its API.
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("avi-autoscaler/", env!("CARGO_PKG_VERSION")))
+            .user_agent(policy.user_agent.as_str())
             .build()
             .map_err(|e| Error::new(Kind::Config).with_source(e))?;
         let bases = key
@@ -693,6 +694,7 @@ mod tests {
             backoff: Duration::from_millis(100),
             max_backoff: Duration::from_millis(300),
             login_retry_after: Duration::from_secs(5),
+            user_agent: "avi-autoscaler-test".to_owned(),
         };
         let c = Connection::new(key, policy, Arc::new(StatsHub::new(None))).unwrap();
         for _ in 0..100 {

@@ -57,6 +57,9 @@ pub struct PollerSettings {
     pub idle_connection_ttl: Duration,
     /// Called once per HTTP request (for latency histograms). Default none.
     pub observer: Option<RequestObserver>,
+    /// The User-Agent of every request, so that the controller's logs name the client.
+    /// Default `avi-autoscaler/<crate version>`; the operator adds its commit.
+    pub user_agent: String,
 }
 
 impl Default for PollerSettings {
@@ -75,6 +78,7 @@ impl Default for PollerSettings {
             max_lookups_per_batch: 8,
             idle_connection_ttl: Duration::from_secs(15 * 60),
             observer: None,
+            user_agent: concat!("avi-autoscaler/", env!("CARGO_PKG_VERSION")).to_owned(),
         }
     }
 }
@@ -95,6 +99,7 @@ impl std::fmt::Debug for PollerSettings {
             .field("max_lookups_per_batch", &self.max_lookups_per_batch)
             .field("idle_connection_ttl", &self.idle_connection_ttl)
             .field("observer", &self.observer.as_ref().map(|_| "<fn>"))
+            .field("user_agent", &self.user_agent)
             .finish()
     }
 }
@@ -123,6 +128,7 @@ impl Poller {
             backoff: settings.backoff,
             max_backoff: settings.max_backoff,
             login_retry_after: settings.login_retry_after,
+            user_agent: settings.user_agent.clone(),
         };
         let connect_stats = stats.clone();
         let connect = move |key: &ConnectionKey| {

@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Parser, Debug)]
 #[command(
     name = "avi-autoscaler",
-    version,
+    version = crate::identity::VERSION,
     about,
     long_about,
     propagate_version = true
@@ -91,20 +91,23 @@ pub struct RunArgs {
     )]
     pub namespaces: Vec<String>,
 
-    /// Address of the Prometheus `/metrics` endpoint.
+    /// Address of the Prometheus `/metrics` endpoint. The default `[::]` accepts IPv6 and,
+    /// where the kernel maps them (Linux's default), IPv4 connections: single-stack IPv6 and
+    /// dual-stack pods alike. An IPv4 address such as `0.0.0.0:8080` listens on IPv4 only.
     #[arg(
         long,
         value_name = "ADDR",
-        default_value = "0.0.0.0:8080",
+        default_value = "[::]:8080",
         env = "AVI_AUTOSCALER_METRICS_BIND"
     )]
     pub metrics_bind: SocketAddr,
 
-    /// Address of the `/healthz` and `/readyz` endpoints (may equal --metrics-bind).
+    /// Address of the `/healthz` and `/readyz` endpoints (may equal --metrics-bind); `[::]`
+    /// as for --metrics-bind.
     #[arg(
         long,
         value_name = "ADDR",
-        default_value = "0.0.0.0:8081",
+        default_value = "[::]:8081",
         env = "AVI_AUTOSCALER_HEALTH_BIND"
     )]
     pub health_bind: SocketAddr,

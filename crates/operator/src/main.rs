@@ -3,13 +3,14 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::Parser as _;
 
 mod admin;
 mod cli;
 mod connection;
 mod controller;
 mod events;
+mod identity;
 mod leader;
 mod readiness;
 mod run;
@@ -21,7 +22,16 @@ mod ttl_cache;
 mod validation;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        // The same words as every request's User-Agent, so that a binary can be matched with
+        // what an API server or the Avi controller logged.
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayVersion => {
+            println!("{}", identity::USER_AGENT);
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => e.exit(),
+    };
     match cli.command {
         cli::Command::Crd => {
             print!("{}", api::crd_yaml());

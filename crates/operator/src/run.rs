@@ -25,6 +25,7 @@ use crate::{
     connection::Connections,
     controller::{self, Context},
     events::Events,
+    identity,
     leader::{Election, Leadership, LeaseSettings},
     readiness::Readiness,
     shutdown::{Shutdown, ShutdownSignal},
@@ -62,7 +63,11 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         .map_err(RunError::Bind)?;
     // The addresses actually bound (port 0 picks a free port; tests read them from the log).
     let bound = admin.addrs().map_err(RunError::Bind)?;
-    let client = Client::try_default().await.map_err(RunError::KubeConfig)?;
+    let mut kube_config = kube::Config::infer()
+        .await
+        .map_err(|e| RunError::KubeConfig(kube::Error::InferConfig(e)))?;
+    identity::identify(&mut kube_config);
+    let client = Client::try_from(kube_config).map_err(RunError::KubeConfig)?;
     let metrics = Arc::new(Metrics::new());
     let shutdown = Shutdown::new();
 
@@ -145,6 +150,7 @@ fn context(
     });
     let poller = avi::Poller::new(avi::PollerSettings {
         observer: Some(observer),
+        user_agent: identity::USER_AGENT.to_owned(),
         ..avi::PollerSettings::default()
     });
     Arc::new(Context {

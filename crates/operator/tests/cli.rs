@@ -109,12 +109,27 @@ fn crd_schema_is_structural() {
 
 #[test]
 fn version_and_help_are_useful() {
-    let out = run(&["--version"]);
-    assert!(out.status.success());
-    assert_eq!(
-        stdout(&out).trim(),
-        format!("avi-autoscaler {}", env!("CARGO_PKG_VERSION"))
-    );
+    // The User-Agent of its requests: product/version and the commit it was built from.
+    let sha = std::env::var("AVI_AUTOSCALER_GIT_SHA")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| {
+            let out = Command::new("git")
+                .args(["rev-parse", "--short=12", "HEAD"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .output()
+                .ok()?;
+            out.status
+                .success()
+                .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".to_owned());
+    let expected = format!("avi-autoscaler/{} ({sha})", env!("CARGO_PKG_VERSION"));
+    for args in [&["--version"][..], &["-V"], &["run", "--version"]] {
+        let out = run(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert_eq!(stdout(&out).trim(), expected, "{args:?}");
+    }
     let out = run(&["--help"]);
     assert!(out.status.success());
     let help = stdout(&out);
