@@ -1,4 +1,4 @@
-//! The reconcile loop: one AviAutoscaler per call, following DESIGN.md's data flow.
+//! The reconcile loop: one AviAutoscaler per call, following the data flow in docs/architecture.md.
 //!
 //! gather inputs (connection, samples, the target's scale) → `scaling::decide` → PATCH `/scale`
 //! only when the count changes → apply `/status` only when it changed → Events → requeue at the

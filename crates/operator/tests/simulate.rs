@@ -59,7 +59,7 @@ fn simulate_json(name: &str) -> Vec<Tick> {
                     "scaled",
                     "t"
                 ],
-                "the record shape of DESIGN.md"
+                "the record shape the README documents"
             );
             Tick {
                 t: r["t"].as_i64().unwrap(),

@@ -1,37 +1,7 @@
 //! Freshness gating: never two steps in the same direction on one Avi aggregation bucket.
 //!
-//! Avi's metric values are averages over 300-second buckets (5 seconds for realtime metrics),
-//! and its Prometheus endpoint gives them without a timestamp, so every poll until the next
-//! bucket reads the same value again. For a `Value` target that is a trap: the proposal is
-//! `ceil(ratio × ready replicas)`, so after a scale-up the same, stale ratio is multiplied by the
-//! new, larger replica count and the next poll scales up again on no new information (and the
-//! same on the way down).
-//!
-//! The rule: after a scale, a metric whose value is the one the scale was based on, read less
-//! than one aggregation period after the scale, is *stale*, and a stale metric cannot push the
-//! replica count further in the direction of that scale than it proposed when the scale was
-//! made: its proposal is held at the larger (scaling up; the smaller scaling down) of the
-//! current count and that recorded proposal. So a `Value` target cannot multiply an old ratio by
-//! the new replica count, while a step that a rate policy cut short still completes on the next
-//! poll (an `AverageValue` proposal on the same value is the same). Without any fresh sample no
-//! step goes further in that direction than the recommendation the scale was made for (the
-//! legacy path's window could otherwise carry an older, higher recommendation forward; the
-//! engine checks this after normalization). Stale metrics still count in the other direction. A
-//! metric becomes fresh when its value differs from the recorded one, or when it is read a full
-//! aggregation period after the scale (a new bucket that happens to have the same value).
-//!
-//! What the rule needs is `status.freshness`: the time and direction of the last scale, the
-//! values it was based on with what each proposed, and the recommendation they gave. A further
-//! scale on the same stale values keeps that record (time included), so the period is counted
-//! from the scale that first read them. An object without it (new, or from before the rule) is
-//! not held back; a record without proposals (from an older version) holds at the current count.
-//!
-//! Limits:
-//! * Without timestamps a new bucket with exactly the same value is recognised only by time,
-//!   one full period after the scale, even if the bucket changed sooner.
-//! * With several metrics, a step in the held direction is driven only by fresh metrics.
-//! * A poll whose combined proposal the rule changed records no recommendation, so the
-//!   stabilization windows see the value as it was first evaluated, not its stale re-readings.
+//! The rule, why Avi's timestamp-less bucket averages need it, and its limits are explained
+//! once, in the crate documentation (`# Freshness gating` in `lib.rs`).
 
 use api::{BasisSample, FreshnessRecord, ResolvedMetric, ScaleDirection};
 

@@ -93,22 +93,43 @@
 //!
 //! # Freshness gating
 //!
-//! Avi's values are averages over 300-second buckets (5 seconds with realtime metrics) and the
-//! Prometheus endpoint gives no timestamps, so the same value is read on every poll until the
-//! next bucket. With a `Value` target the HorizontalPodAutoscaler multiplies that stale ratio by
-//! the new replica count after each scale and steps again on no new information. Here a metric
-//! is *stale* after a scale while it reads the value the scale was based on and was read less
-//! than one aggregation period after the scale; a stale metric cannot push the count further in
-//! the direction of that scale than it proposed when the scale was made, and without any fresh
-//! sample no step goes further that way than the recommendation the scale was made for (so a step
-//! a rate policy cut short completes at the next poll, but a stale ratio is never multiplied by
-//! the new replica count). It becomes fresh when its value changes, or a full period after the
-//! scale. What the rule needs (time, direction, values and their proposals) is
-//! `status.freshness`; an object without it is not held back.
+//! Never two steps in the same direction on one Avi aggregation bucket.
 //!
-//! Limits: a new bucket with exactly the same value is recognised only a full period after the
-//! scale; with several metrics only fresh ones can drive a further step in the same direction
-//! beyond what the stale ones proposed.
+//! Avi's metric values are averages over 300-second buckets (5 seconds for realtime metrics),
+//! and its Prometheus endpoint gives them without a timestamp, so every poll until the next
+//! bucket reads the same value again. For a `Value` target that is a trap: the proposal is
+//! `ceil(ratio × ready replicas)`, so after a scale-up the same, stale ratio is multiplied by the
+//! new, larger replica count and the next poll scales up again on no new information (and the
+//! same on the way down).
+//!
+//! The rule: after a scale, a metric whose value is the one the scale was based on, read less
+//! than one aggregation period after the scale, is *stale*, and a stale metric cannot push the
+//! replica count further in the direction of that scale than it proposed when the scale was
+//! made: its proposal is held at the larger (scaling up; the smaller scaling down) of the
+//! current count and that recorded proposal. So a `Value` target cannot multiply an old ratio by
+//! the new replica count, while a step that a rate policy cut short still completes on the next
+//! poll (an `AverageValue` proposal on the same value is the same): 1000 connections with an
+//! AverageValue of 200 go 1 → 4 → 5 on one bucket, as with the HorizontalPodAutoscaler.
+//! Without any fresh sample no step goes further in that direction than the recommendation the scale was made for (the
+//! legacy path's window could otherwise carry an older, higher recommendation forward; the
+//! engine checks this after normalization). Stale metrics still count in the other direction. A
+//! metric becomes fresh when its value differs from the recorded one, or when it is read a full
+//! aggregation period after the scale (a new bucket that happens to have the same value).
+//!
+//! What the rule needs is `status.freshness`: the time and direction of the last scale, the
+//! values it was based on with what each proposed, and the recommendation they gave. A further
+//! scale on the same stale values keeps that record (time included), so the period is counted
+//! from the scale that first read them. An object without it (new, or from before the rule) is
+//! not held back; a record without proposals (from an older version) holds at the current count.
+//!
+//! Limits:
+//! * Without timestamps a new bucket with exactly the same value is recognised only by time,
+//!   one full period after the scale, even if the bucket changed sooner.
+//! * With several metrics, a step in the held direction is driven only by fresh metrics.
+//! * A poll whose combined proposal the rule changed records no recommendation, so the
+//!   stabilization windows see the value as it was first evaluated, not its stale re-readings
+//!   (recording the held count would keep a scale-up window closed after the next bucket arrives;
+//!   recording the unheld one would let the windows act on the stale value).
 //!
 //! # Restarts
 //!

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::{model::Tick, scenario::Scenario};
 
-/// One JSON record per tick (the contract in DESIGN.md).
+/// One JSON record per tick (the record shape documented in the README's Simulate section).
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Record<'a> {
