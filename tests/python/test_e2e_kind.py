@@ -41,13 +41,19 @@ def real_kubectl() -> str:
     return kubectl
 
 
-def run_script(tmp_path: Path, real_kubectl: str, **env: str) -> tuple[subprocess.CompletedProcess, list[dict]]:
+def install_fake_tools(tmp_path: Path) -> Path:
+    """Puts recording stand-ins for docker, kind, kubectl and helm in tmp_path/bin."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for name in ("docker", "kind", "kubectl", "helm"):
         stub = bin_dir / name
         stub.write_text(f"#!{sys.executable}\n" + FAKE_TOOL.read_text())
         stub.chmod(stub.stat().st_mode | stat.S_IXUSR)
+    return bin_dir
+
+
+def run_script(tmp_path: Path, real_kubectl: str, **env: str) -> tuple[subprocess.CompletedProcess, list[dict]]:
+    bin_dir = install_fake_tools(tmp_path)
     log = tmp_path / "calls.jsonl"
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
@@ -308,12 +314,7 @@ def printed_commands(stdout: str) -> list[str]:
 
 def test_dry_run_prints_every_command_and_runs_none(tmp_path: Path, real_kubectl: str) -> None:
     # The recording tools are first on PATH: the dry run must not call them.
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for name in ("docker", "kind", "kubectl", "helm"):
-        stub = bin_dir / name
-        stub.write_text(f"#!{sys.executable}\n" + FAKE_TOOL.read_text())
-        stub.chmod(stub.stat().st_mode | stat.S_IXUSR)
+    bin_dir = install_fake_tools(tmp_path)
     result = dry_run(f"{bin_dir}:/usr/bin:/bin", tmp_path)
     commands = printed_commands(result.stdout)
     tools = [c.split()[0] for c in commands]
