@@ -128,6 +128,37 @@ string_enum! {
         WaitingForFreshSample,
         /// Ready: the autoscaler reads its metrics and manages its target.
         Active,
+        /// `spec.dryRun` is true: everything is computed and published, `/scale` is never
+        /// written.
+        DryRun,
+        /// The target is at 0 replicas and no metric is above its `activationValue`.
+        ScaledToZero,
+        /// `spec.controllerRef` names an AviController that does not exist.
+        ControllerNotFound,
+        /// The AviController's `namespaceSelector` does not select the autoscaler's namespace.
+        ControllerNotAllowed,
+        /// The AviController is not Ready (the message carries its own reason).
+        ControllerNotReady,
+        /// `spec.controller` (an inline connection) is used, but the operator runs without
+        /// `--allow-inline-controllers`.
+        InlineControllerNotAllowed,
+        /// The inline connection's Secret lacks the label
+        /// `autoscaling.avi.dev/credentials: "true"`, so its data is not read.
+        SecretNotAllowed,
+        /// The inline connection's endpoint is outside `--allowed-endpoints`, or needs
+        /// `--allow-insecure-inline`.
+        EndpointNotAllowed,
+        /// An answer from the controller exceeded a size limit (`--avi-max-response-bytes`, or the
+        /// limits on lines, series and labels); nothing was decided on the partial answer.
+        AviResponseTooLarge,
+        /// The TLS handshake with the controller failed (unknown CA, wrong name, expired).
+        AviTLSError,
+        /// AviController Ready: logged in and read the controller's version.
+        Connected,
+        /// Another, older AviAutoscaler manages the same target; this one holds.
+        AmbiguousTarget,
+        /// A HorizontalPodAutoscaler manages the same target; this autoscaler holds.
+        ConflictingHorizontalPodAutoscaler,
     }
 }
 
@@ -164,6 +195,34 @@ string_enum! {
         Resumed,
         /// Warning: the status could not be written.
         FailedUpdateStatus,
+        /// Normal: the target left 0 replicas because a metric rose above its
+        /// `activationValue`.
+        Activated,
+        /// Normal: in dry run, the replica count the operator would set changed.
+        DryRunRescale,
+        /// Warning: the target's replica count changed under the operator between its read and
+        /// its write more than once in a row.
+        ScaleConflict,
+        /// Warning: `spec.controllerRef` names no AviController.
+        ControllerNotFound,
+        /// Warning: the AviController does not allow this namespace.
+        ControllerNotAllowed,
+        /// Warning: the AviController is not Ready.
+        ControllerNotReady,
+        /// Warning: inline connections are not allowed by the operator.
+        InlineControllerNotAllowed,
+        /// Warning: the inline connection's Secret is not labelled for use.
+        SecretNotAllowed,
+        /// Warning: the inline connection's endpoint is not allowed.
+        EndpointNotAllowed,
+        /// Warning: an answer from the controller exceeded a size limit.
+        AviResponseTooLarge,
+        /// Warning: the TLS handshake with the controller failed.
+        AviTLSError,
+        /// Warning: another AviAutoscaler manages the same target.
+        AmbiguousTarget,
+        /// Warning: a HorizontalPodAutoscaler manages the same target.
+        ConflictingHorizontalPodAutoscaler,
     }
 }
 
@@ -215,6 +274,19 @@ impl EventReason {
             Self::Paused => (Normal, Pause),
             Self::Resumed => (Normal, Pause),
             Self::FailedUpdateStatus => (Warning, UpdateStatus),
+            Self::Activated => (Normal, Scale),
+            Self::DryRunRescale => (Normal, Scale),
+            Self::ScaleConflict => (Warning, Scale),
+            Self::ControllerNotFound => (Warning, ComputeReplicas),
+            Self::ControllerNotAllowed => (Warning, ComputeReplicas),
+            Self::ControllerNotReady => (Warning, ComputeReplicas),
+            Self::InlineControllerNotAllowed => (Warning, ComputeReplicas),
+            Self::SecretNotAllowed => (Warning, ComputeReplicas),
+            Self::EndpointNotAllowed => (Warning, ComputeReplicas),
+            Self::AviResponseTooLarge => (Warning, ComputeReplicas),
+            Self::AviTLSError => (Warning, ComputeReplicas),
+            Self::AmbiguousTarget => (Warning, Scale),
+            Self::ConflictingHorizontalPodAutoscaler => (Warning, Scale),
         }
     }
 
@@ -253,6 +325,19 @@ mod tests {
             ("Paused", "Normal", "Pause"),
             ("Resumed", "Normal", "Pause"),
             ("FailedUpdateStatus", "Warning", "UpdateStatus"),
+            ("Activated", "Normal", "Scale"),
+            ("DryRunRescale", "Normal", "Scale"),
+            ("ScaleConflict", "Warning", "Scale"),
+            ("ControllerNotFound", "Warning", "ComputeReplicas"),
+            ("ControllerNotAllowed", "Warning", "ComputeReplicas"),
+            ("ControllerNotReady", "Warning", "ComputeReplicas"),
+            ("InlineControllerNotAllowed", "Warning", "ComputeReplicas"),
+            ("SecretNotAllowed", "Warning", "ComputeReplicas"),
+            ("EndpointNotAllowed", "Warning", "ComputeReplicas"),
+            ("AviResponseTooLarge", "Warning", "ComputeReplicas"),
+            ("AviTLSError", "Warning", "ComputeReplicas"),
+            ("AmbiguousTarget", "Warning", "Scale"),
+            ("ConflictingHorizontalPodAutoscaler", "Warning", "Scale"),
         ];
         let actual: Vec<(&str, &str, &str)> = EventReason::ALL
             .iter()

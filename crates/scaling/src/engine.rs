@@ -716,6 +716,21 @@ fn problem_event(reason: Reason) -> Option<EventReason> {
         Reason::AviUnreachable => Some(EventReason::AviUnreachable),
         Reason::SecretNotFound => Some(EventReason::SecretNotFound),
         Reason::SecretForbidden => Some(EventReason::SecretForbidden),
+        Reason::ControllerNotFound => Some(EventReason::ControllerNotFound),
+        Reason::ControllerNotAllowed => Some(EventReason::ControllerNotAllowed),
+        Reason::ControllerNotReady => Some(EventReason::ControllerNotReady),
+        Reason::InlineControllerNotAllowed => Some(EventReason::InlineControllerNotAllowed),
+        Reason::SecretNotAllowed => Some(EventReason::SecretNotAllowed),
+        Reason::EndpointNotAllowed => Some(EventReason::EndpointNotAllowed),
+        Reason::AviResponseTooLarge => Some(EventReason::AviResponseTooLarge),
+        Reason::AviTLSError => Some(EventReason::AviTLSError),
+        Reason::AmbiguousTarget => Some(EventReason::AmbiguousTarget),
+        Reason::ConflictingHorizontalPodAutoscaler => {
+            Some(EventReason::ConflictingHorizontalPodAutoscaler)
+        }
+        // Not faults: dry run and scaled to zero are states the user asked for; Connected is an
+        // AviController's reason.
+        Reason::DryRun | Reason::ScaledToZero | Reason::Connected => None,
         // Reasons that name no fault of their own (a metric failure may carry any reason):
         // the HorizontalPodAutoscaler's generic warning.
         Reason::SucceededGetScale
