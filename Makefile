@@ -1,7 +1,5 @@
 # avi-autoscaler: `make help` lists the targets.
 CARGO ?= cargo
-CRD_FILE := config/crd/aviautoscalers.autoscaling.avi.dev.yaml
-CHART_CRD_FILE := config/helm/avi-autoscaler/crds/aviautoscalers.autoscaling.avi.dev.yaml
 PYTHON ?= python3
 VENV := .venv
 
@@ -27,9 +25,9 @@ lint: ## cargo fmt --check and cargo clippy --all-targets -D warnings
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-crd: ## Regenerate the CRD in config/crd and the chart's crds/ from the Rust types
-	$(CARGO) run --quiet --locked -p avi-autoscaler -- crd > $(CRD_FILE)
-	cp $(CRD_FILE) $(CHART_CRD_FILE)
+crd: ## Regenerate the CRDs in config/crd and the chart's crds/ from the Rust types
+	$(CARGO) run --quiet --locked -p avi-autoscaler -- crd --out-dir config/crd
+	$(CARGO) run --quiet --locked -p avi-autoscaler -- crd --out-dir config/helm/avi-autoscaler/crds
 
 image: ## Build the operator image avi-autoscaler:dev (needs docker)
 	docker build --target avi-autoscaler --tag avi-autoscaler:dev \

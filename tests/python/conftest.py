@@ -22,7 +22,9 @@ from referencing import Registry, Resource
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "config" / "helm" / "avi-autoscaler"
 CRD_FILE = ROOT / "config" / "crd" / "aviautoscalers.autoscaling.avi.dev.yaml"
-CHART_CRD_FILE = CHART / "crds" / "aviautoscalers.autoscaling.avi.dev.yaml"
+AVICONTROLLER_CRD_FILE = ROOT / "config" / "crd" / "avicontrollers.autoscaling.avi.dev.yaml"
+# Every generated CRD, in the order `avi-autoscaler crd` prints them.
+CRD_FILES = [CRD_FILE, AVICONTROLLER_CRD_FILE]
 SCHEMAS = Path(__file__).resolve().parent / "schemas"
 
 sys.path.insert(0, str(ROOT / "hack"))
@@ -211,21 +213,24 @@ def _openapi_v3_to_json_schema(schema: dict) -> dict:
     return out
 
 
-@lru_cache(maxsize=1)
-def _aviautoscaler_validator() -> jsonschema.Validator:
-    crd = yaml.safe_load(CRD_FILE.read_text())
-    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-    return jsonschema.Draft7Validator(_openapi_v3_to_json_schema(schema))
+@lru_cache(maxsize=None)
+def _custom_resource_validator(kind: str) -> jsonschema.Validator:
+    for path in CRD_FILES:
+        crd = yaml.safe_load(path.read_text())
+        if crd["spec"]["names"]["kind"] == kind:
+            schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+            return jsonschema.Draft7Validator(_openapi_v3_to_json_schema(schema))
+    raise AssertionError(f"no CRD in config/crd defines kind {kind}")
 
 
 def validate_object(obj: dict, version: str) -> None:
     """Validate one object for a Kubernetes version; raises with the failing field on error.
 
     Built-in kinds and CRDs (as apiextensions.k8s.io/v1 objects) use kubernetes-validate's
-    strict schemas; a ServiceMonitor uses tests/python/schemas; an AviAutoscaler its own CRD."""
+    strict schemas; a ServiceMonitor uses tests/python/schemas; our kinds their own CRDs."""
     if obj.get("kind") == "ServiceMonitor":
         _servicemonitor_validator(version).validate(obj)
     elif obj.get("apiVersion", "").startswith("autoscaling.avi.dev/"):
-        _aviautoscaler_validator().validate(obj)
+        _custom_resource_validator(obj["kind"]).validate(obj)
     else:
         kubernetes_validate.validate(obj, version, strict=True)

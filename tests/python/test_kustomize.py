@@ -8,7 +8,7 @@ import copy
 import pytest
 import yaml
 
-from conftest import CRD_FILE, NAMESPACE, chart, kustomize, one, operator_container, render_chart
+from conftest import CRD_FILES, NAMESPACE, chart, kustomize, one, operator_container, render_chart
 
 # Labels that only say which tool installed an object.
 TOOL_LABELS = {"helm.sh/chart", "app.kubernetes.io/managed-by"}
@@ -50,14 +50,16 @@ def test_kustomize_managed_by_label() -> None:
         assert obj["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "kustomize", obj["metadata"]["name"]
 
 
-def test_kustomize_default_installs_the_crd_and_a_restricted_namespace() -> None:
+def test_kustomize_default_installs_the_crds_and_a_restricted_namespace() -> None:
     objects = kustomize("config/default")
-    crd = one(objects, "CustomResourceDefinition")
-    checked_in = yaml.safe_load(CRD_FILE.read_text())
-    crd["metadata"]["labels"] = {k: v for k, v in crd["metadata"]["labels"].items() if k not in TOOL_LABELS | {"app.kubernetes.io/version"}}
-    if not crd["metadata"]["labels"]:
-        del crd["metadata"]["labels"]
-    assert crd == checked_in
+    crds = [o for o in objects if o["kind"] == "CustomResourceDefinition"]
+    assert len(crds) == len(CRD_FILES)
+    for crd, crd_file in zip(crds, CRD_FILES, strict=True):
+        checked_in = yaml.safe_load(crd_file.read_text())
+        crd["metadata"]["labels"] = {k: v for k, v in crd["metadata"]["labels"].items() if k not in TOOL_LABELS | {"app.kubernetes.io/version"}}
+        if not crd["metadata"]["labels"]:
+            del crd["metadata"]["labels"]
+        assert crd == checked_in
     namespace = one(objects, "Namespace")
     assert namespace["metadata"]["name"] == NAMESPACE
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"

@@ -35,7 +35,7 @@ def test_rendered_chart_validates(name: str, version: str) -> None:
 @pytest.mark.parametrize("version", KUBE_VERSIONS)
 def test_chart_crd_validates_as_apiextensions_v1(version: str) -> None:
     crds = chart_crds()
-    assert [c["metadata"]["name"] for c in crds] == ["aviautoscalers.autoscaling.avi.dev"]
+    assert [c["metadata"]["name"] for c in crds] == ["aviautoscalers.autoscaling.avi.dev", "avicontrollers.autoscaling.avi.dev"]
     for crd in crds:
         assert crd["apiVersion"] == "apiextensions.k8s.io/v1"
         validate_object(crd, version)

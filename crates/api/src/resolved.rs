@@ -54,14 +54,22 @@ impl fmt::Display for InvalidSpec {
 
 impl std::error::Error for InvalidSpec {}
 
+/// Where an AviAutoscaler's connection to Avi is defined.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ConnectionSource {
+    /// `spec.controllerRef`: the named cluster-scoped AviController.
+    Reference(String),
+    /// `spec.controller`: an inline connection with a Secret in the autoscaler's namespace.
+    Inline(ControllerSpec),
+}
+
 /// A validated spec with every default applied.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ResolvedSpec {
     /// The workload to scale.
     pub scale_target_ref: ScaleTargetRef,
-    /// The Avi controller to read from; the operator turns it into a connection with the
-    /// credentials of its Secret.
-    pub controller: ControllerSpec,
+    /// Where the connection to the Avi controller comes from.
+    pub connection: ConnectionSource,
     /// Lower replica limit (>= 1).
     pub min_replicas: i32,
     /// Upper replica limit (>= min_replicas).
@@ -329,10 +337,20 @@ impl AviAutoscalerSpec {
             .fallback
             .as_ref()
             .map(|f| resolve_fallback(f, self.min_replicas, self.max_replicas));
+        // The CRD refuses both and neither; a conversion needs one.
+        let connection = match (&self.controller_ref, &self.controller) {
+            (Some(r), _) => Some(ConnectionSource::Reference(r.name.clone())),
+            (None, Some(c)) => Some(ConnectionSource::Inline(c.clone())),
+            (None, None) => {
+                v.push("spec.controllerRef", "no connection to convert");
+                None
+            }
+        };
         v.finish()?;
+        let connection = connection.expect("finish() returned early without a connection");
         Ok(ResolvedSpec {
             scale_target_ref: self.scale_target_ref.clone(),
-            controller: self.controller.clone(),
+            connection,
             min_replicas: self.min_replicas,
             max_replicas: self.max_replicas,
             polling_interval,

@@ -34,24 +34,39 @@ use crate::status::AviAutoscalerStatus;
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("self.maxReplicas >= self.minReplicas").message("maxReplicas must be greater than or equal to minReplicas").field_path(".maxReplicas"))]
+#[x_kube(
+    validation = Rule::new("self.maxReplicas >= self.minReplicas").message("maxReplicas must be greater than or equal to minReplicas").field_path(".maxReplicas"),
+    validation = Rule::new("has(self.controller) != has(self.controllerRef)").message("set exactly one of controllerRef (an AviController) and controller (an inline connection)"),
+    validation = Rule::new("self.minReplicas > 0 || self.metrics.exists(m, has(m.activationValue))").message("minReplicas 0 needs at least one metric with activationValue, so that a metric can scale the target up from zero again").field_path(".minReplicas")
+)]
 pub struct AviAutoscalerSpec {
     /// The workload to scale: any resource with a `scale` subresource in this namespace
     /// (Deployment, StatefulSet, ReplicaSet or a custom kind).
     pub scale_target_ref: ScaleTargetRef,
 
-    /// Lower limit for the replica count. Defaults to 1. Scaling to zero is not supported: a pool
-    /// without members reports no load, so nothing could scale it up again.
+    /// Lower limit for the replica count. Defaults to 1. 0 allows scaling to zero; it needs at
+    /// least one metric with `activationValue` (normally a virtual-service metric, which Avi
+    /// keeps counting while the pool has no members), so that the first clients scale the
+    /// target up again.
     #[serde(default = "default_min_replicas")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 0, max = 2147483647))]
     pub min_replicas: i32,
 
     /// Upper limit for the replica count; must be at least 1 and at least minReplicas.
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 2147483647))]
     pub max_replicas: i32,
 
-    /// The Avi controller to read metrics from, and how to authenticate to it.
-    pub controller: ControllerSpec,
+    /// The AviController (a cluster-scoped connection set up by the cluster's administrators)
+    /// to read metrics from. Set exactly one of `controllerRef` and `controller`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller_ref: Option<ControllerRef>,
+
+    /// An inline connection to an Avi controller, with credentials from a Secret in this
+    /// namespace. The operator refuses it unless it runs with `--allow-inline-controllers`; the
+    /// Secret must carry the label `autoscaling.avi.dev/credentials: "true"`. Set exactly one of
+    /// `controllerRef` and `controller`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller: Option<ControllerSpec>,
 
     /// The metrics to scale on (1 to 10). Each gives a replica proposal; the largest wins, as
     /// with a HorizontalPodAutoscaler.
@@ -90,6 +105,33 @@ pub struct AviAutoscalerSpec {
     /// left alone. Defaults to false.
     #[serde(default)]
     pub paused: bool,
+
+    /// Compute and publish everything (metrics, decisions, conditions, status history as if
+    /// each recommendation had been applied) but never write the target's replica count:
+    /// `status.desiredReplicas` shows what would be set. For running next to an existing
+    /// HorizontalPodAutoscaler before replacing it. Defaults to false.
+    #[serde(default)]
+    pub dry_run: bool,
+
+    /// With `minReplicas: 0`: how long no metric may have been above its `activationValue`, on
+    /// fresh samples, before the target is scaled to zero, in seconds (0 to 86400). Defaults to
+    /// 300.
+    #[serde(default = "default_scale_to_zero_cooldown_seconds")]
+    #[schemars(range(min = 0, max = 86400))]
+    pub scale_to_zero_cooldown_seconds: i32,
+}
+
+fn default_scale_to_zero_cooldown_seconds() -> i32 {
+    crate::DEFAULT_SCALE_TO_ZERO_COOLDOWN_SECONDS
+}
+
+/// A reference to a cluster-scoped AviController.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct ControllerRef {
+    /// Name of the AviController.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
 }
 
 fn default_min_replicas() -> i32 {
@@ -142,7 +184,8 @@ pub struct ControllerSpec {
     #[x_kube(validation = Rule::new("self.all(e, isURL(e) && url(e).getScheme() == 'https' && url(e).getHostname() != '')").message("each endpoint must be an https:// URL with a host, for example https://avi.example.com"))]
     pub endpoints: Vec<String>,
 
-    /// Secret in the AviAutoscaler's namespace that holds the keys `username` and `password`.
+    /// Secret that holds the keys `username` and `password`: in the AviAutoscaler's namespace for
+    /// an inline connection, in the operator's cluster-resource namespace for an AviController.
     /// The password may also be an Avi API token, which the controller accepts in its place.
     pub credentials_secret_ref: SecretRef,
 
@@ -192,7 +235,8 @@ pub enum AuthMode {
     Session,
 }
 
-/// A reference to a Secret in the AviAutoscaler's namespace.
+/// A reference to a Secret (in the AviAutoscaler's namespace for an inline connection, in the
+/// operator's cluster-resource namespace for an AviController).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretRef {
@@ -201,7 +245,7 @@ pub struct SecretRef {
     pub name: String,
 }
 
-/// A key of a Secret in the AviAutoscaler's namespace.
+/// A key of a Secret (in the same namespace as the credentials Secret).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretKeyRef {
@@ -228,7 +272,7 @@ pub struct TlsSpec {
     #[serde(default)]
     pub insecure_skip_verify: bool,
 
-    /// A PEM CA bundle, in a Secret in the AviAutoscaler's namespace, trusted in addition to the
+    /// A PEM CA bundle, in a Secret next to the credentials Secret, trusted in addition to the
     /// system roots (for the controller's self-signed or private-CA certificate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_secret_ref: Option<SecretKeyRef>,
@@ -263,6 +307,14 @@ pub struct MetricSpec {
 
     /// The value to keep the metric at.
     pub target: MetricTarget,
+
+    /// For scaling to zero: the metric is active while its value is above this (a number of at
+    /// least 0). At 0 replicas, the target is scaled up as soon as any metric is active; with
+    /// `minReplicas: 0` it is scaled to zero once no metric has been active for
+    /// `scaleToZeroCooldownSeconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("minimum" = 0))]
+    pub activation_value: Option<f64>,
 }
 
 /// An Avi entity, by name or by UUID.
@@ -436,7 +488,7 @@ pub struct ScalingPolicy {
     #[serde(rename = "type")]
     pub kind: PolicyType,
     /// The amount of change allowed; greater than 0.
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 2147483647))]
     pub value: i32,
     /// The window the change is counted over, in seconds (1 to 1800).
     #[schemars(range(min = 1, max = 1800))]
@@ -458,11 +510,11 @@ pub enum PolicyType {
 pub struct Fallback {
     /// Consecutive failed polls before the fallback applies (at least 1). Defaults to 3.
     #[serde(default = "default_failure_threshold")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 2147483647))]
     pub failure_threshold: i32,
     /// Replica count to scale to once the threshold is reached (at least 1; kept within
     /// minReplicas and maxReplicas).
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 2147483647))]
     pub replicas: i32,
 }
 

@@ -23,6 +23,15 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Arguments of `crd`.
+#[derive(Args, Debug)]
+pub struct CrdArgs {
+    /// Write each CRD to its own file in this directory (`<plural>.<group>.yaml`) instead of
+    /// printing the stream.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<std::path::PathBuf>,
+}
+
 /// The subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
@@ -31,8 +40,9 @@ pub enum Command {
     /// The Kubernetes configuration is found the usual way: $KUBECONFIG (or ~/.kube/config),
     /// then the in-cluster service account.
     Run(RunArgs),
-    /// Print the AviAutoscaler CustomResourceDefinition as YAML (apply it with kubectl apply -f -).
-    Crd,
+    /// Print the CustomResourceDefinitions (AviAutoscaler, then AviController) as one
+    /// multi-document YAML stream (apply it with kubectl apply --server-side -f -).
+    Crd(CrdArgs),
     /// Replay a scenario through the scaling engine on a virtual clock.
     ///
     /// The scenario file gives an AviAutoscaler, the target's starting replicas, how long new

@@ -125,7 +125,17 @@ async fn fetch_samples(
     spec: &ResolvedSpec,
 ) -> Vec<Result<scaling::Sample, scaling::Failure>> {
     let n = spec.metrics.len();
-    let conn = match ctx.connections.build(namespace, &spec.controller).await {
+    let inline = match &spec.connection {
+        api::ConnectionSource::Inline(c) => c,
+        api::ConnectionSource::Reference(name) => {
+            let failure = scaling::Failure {
+                reason: api::Reason::ControllerNotFound,
+                message: format!("AviController {name} is not served by this operator version"),
+            };
+            return vec![Err(failure); n];
+        }
+    };
+    let conn = match ctx.connections.build(namespace, inline).await {
         Ok(c) => c,
         Err(e) => {
             let failure = scaling::Failure {
@@ -146,7 +156,7 @@ async fn fetch_samples(
         .any(|r| r.as_ref().is_err_and(avi::Error::is_unauthorized))
     {
         // The Secret may have been fixed since it was cached.
-        ctx.connections.forget_for(namespace, &spec.controller);
+        ctx.connections.forget_for(namespace, inline);
     }
     results
         .into_iter()

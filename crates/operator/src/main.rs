@@ -33,10 +33,22 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     match cli.command {
-        cli::Command::Crd => {
-            print!("{}", api::crd_yaml());
-            ExitCode::SUCCESS
-        }
+        cli::Command::Crd(args) => match &args.out_dir {
+            None => {
+                print!("{}", api::crd_yaml());
+                ExitCode::SUCCESS
+            }
+            Some(dir) => {
+                for (file, crd) in api::crds() {
+                    let path = dir.join(file);
+                    if let Err(e) = std::fs::write(&path, api::crd_file(&crd)) {
+                        eprintln!("error: writing {}: {e}", path.display());
+                        return ExitCode::FAILURE;
+                    }
+                }
+                ExitCode::SUCCESS
+            }
+        },
         cli::Command::Simulate(args) => match simulate::run(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -1,5 +1,6 @@
 //! The `avi-autoscaler` command line, run as a real process.
 
+use serde::Deserialize;
 use std::process::{Command, Output};
 
 fn run(args: &[&str]) -> Output {
@@ -17,25 +18,131 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-#[test]
-fn crd_prints_the_checked_in_crd() {
+/// The checked-in CRD files, in the order `crd` prints them.
+const CRD_FILES: [&str; 2] = [
+    "aviautoscalers.autoscaling.avi.dev.yaml",
+    "avicontrollers.autoscaling.avi.dev.yaml",
+];
+
+/// The documents `crd` prints.
+fn crds() -> Vec<serde_json::Value> {
     let out = run(&["crd"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../config/crd/aviautoscalers.autoscaling.avi.dev.yaml"
-    );
-    let checked_in = std::fs::read_to_string(path).expect("config/crd is checked in");
+    serde_yaml::Deserializer::from_str(&stdout(&out))
+        .map(|doc| serde_json::Value::deserialize(doc).expect("each document is YAML"))
+        .collect()
+}
+
+#[test]
+fn crd_prints_the_checked_in_crds_as_one_stream() {
+    let out = run(&["crd"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let checked_in: Vec<String> = CRD_FILES
+        .iter()
+        .map(|f| {
+            let path = format!("{}/../../config/crd/{f}", env!("CARGO_MANIFEST_DIR"));
+            std::fs::read_to_string(path).expect("config/crd is checked in")
+        })
+        .collect();
     assert!(
-        stdout(&out) == checked_in,
-        "config/crd/aviautoscalers.autoscaling.avi.dev.yaml is out of date: run `make crd` and commit it"
+        stdout(&out) == checked_in.join("---\n"),
+        "config/crd is out of date: run `make crd` and commit it"
     );
 }
 
 #[test]
+fn crd_out_dir_writes_the_checked_in_files() {
+    let dir = std::env::temp_dir().join(format!("avi-autoscaler-crd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = run(&["crd", "--out-dir", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for f in CRD_FILES {
+        let written = std::fs::read_to_string(dir.join(f)).unwrap();
+        let checked_in = std::fs::read_to_string(format!(
+            "{}/../../config/crd/{f}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        assert!(written == checked_in, "{f} differs from config/crd/{f}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn avicontroller_crd_is_cluster_scoped_with_the_contracted_names() {
+    let crds = crds();
+    assert_eq!(crds.len(), 2);
+    let crd = &crds[1];
+    assert_eq!(
+        crd["metadata"]["name"],
+        "avicontrollers.autoscaling.avi.dev"
+    );
+    assert_eq!(crd["spec"]["scope"], "Cluster");
+    assert_eq!(crd["spec"]["names"]["kind"], "AviController");
+    assert_eq!(crd["spec"]["names"]["plural"], "avicontrollers");
+    assert_eq!(
+        crd["spec"]["names"]["shortNames"],
+        serde_json::json!(["avic"])
+    );
+    assert_eq!(
+        crd["spec"]["names"]["categories"],
+        serde_json::json!(["autoscaling"])
+    );
+    let version = &crd["spec"]["versions"][0];
+    assert_eq!(version["name"], "v1alpha1");
+    assert_eq!(version["subresources"]["status"], serde_json::json!({}));
+    let columns: Vec<&str> = version["additionalPrinterColumns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            "Ready",
+            "Endpoint",
+            "Version",
+            "Tenant",
+            "Autoscalers",
+            "Age"
+        ]
+    );
+    let spec = &version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
+    for field in [
+        "endpoints",
+        "tenant",
+        "apiVersion",
+        "authMode",
+        "credentialsSecretRef",
+        "tls",
+        "timeoutSeconds",
+        "namespaceSelector",
+    ] {
+        assert!(
+            spec.get(field).is_some(),
+            "AviController spec lacks {field}"
+        );
+    }
+    let status = &version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"];
+    for field in [
+        "conditions",
+        "version",
+        "activeEndpoint",
+        "autoscalers",
+        "lastProbeTime",
+        "observedGeneration",
+    ] {
+        assert!(
+            status.get(field).is_some(),
+            "AviController status lacks {field}"
+        );
+    }
+}
+
+#[test]
 fn crd_is_a_v1_crd_with_the_contracted_names() {
-    let out = run(&["crd"]);
-    let crd: serde_json::Value = serde_yaml::from_str(&stdout(&out)).unwrap();
+    let crd = &crds()[0];
     assert_eq!(crd["apiVersion"], "apiextensions.k8s.io/v1");
     assert_eq!(crd["kind"], "CustomResourceDefinition");
     assert_eq!(
@@ -96,14 +203,14 @@ fn crd_schema_is_structural() {
             walk(&format!("{path}[]"), items, problems);
         }
     }
-    let out = run(&["crd"]);
-    let crd: serde_json::Value = serde_yaml::from_str(&stdout(&out)).unwrap();
     let mut problems = Vec::new();
-    walk(
-        "",
-        &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"],
-        &mut problems,
-    );
+    for crd in crds() {
+        walk(
+            crd["metadata"]["name"].as_str().unwrap(),
+            &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"],
+            &mut problems,
+        );
+    }
     assert!(problems.is_empty(), "{problems:#?}");
 }
 

@@ -355,17 +355,7 @@ mod tests {
                 kind: "Deployment".to_owned(),
                 name: "web".to_owned(),
             },
-            controller: api::ControllerSpec {
-                endpoints: vec!["https://avi.example.com".to_owned()],
-                credentials_secret_ref: api::SecretRef {
-                    name: "avi".to_owned(),
-                },
-                auth_mode: api::AuthMode::Session,
-                tenant: api::DEFAULT_TENANT.to_owned(),
-                api_version: None,
-                tls: None,
-                timeout_seconds: api::DEFAULT_TIMEOUT_SECONDS,
-            },
+            connection: api::ConnectionSource::Reference("avi".to_owned()),
             min_replicas: min,
             max_replicas: max,
             polling_interval: Duration::from_secs(15),

@@ -52,9 +52,24 @@ fn invalid_cases() -> Vec<Case> {
             "spec.maxReplicas: Invalid value: 0: spec.maxReplicas in body should be greater than or equal to 1",
         ),
         case(
-            "minReplicas zero",
+            "minReplicas negative",
+            vec![("/spec/minReplicas", Some(json!(-1)))],
+            "spec.minReplicas: Invalid value: -1: spec.minReplicas in body should be greater than or equal to 0",
+        ),
+        case(
+            "minReplicas zero without an activation value",
             vec![("/spec/minReplicas", Some(json!(0)))],
-            "spec.minReplicas: Invalid value: 0: spec.minReplicas in body should be greater than or equal to 1",
+            "spec.minReplicas: Invalid value: 0: minReplicas 0 needs at least one metric with activationValue, so that a metric can scale the target up from zero again",
+        ),
+        case(
+            "neither controllerRef nor controller",
+            vec![("/spec/controller", None)],
+            "spec: Invalid value: \"object\": set exactly one of controllerRef (an AviController) and controller (an inline connection)",
+        ),
+        case(
+            "both controllerRef and controller",
+            vec![("/spec/controllerRef", Some(json!({"name": "prod-avi"})))],
+            "spec: Invalid value: \"object\": set exactly one of controllerRef (an AviController) and controller (an inline connection)",
         ),
         case(
             "maxReplicas missing",
