@@ -34,9 +34,23 @@ sys.path.insert(0, str(ROOT / "hack"))
 RELEASE = "avi-autoscaler"
 NAMESPACE = "avi-autoscaler"
 
-# The oldest Kubernetes the chart supports (Chart.yaml kubeVersion, k8s-openapi's v1_33) and the
-# newest kubernetes-validate knows.
-KUBE_VERSIONS = ["1.33", kubernetes_validate.utils.major_minor(kubernetes_validate.utils.latest_version())]
+# The oldest Kubernetes the chart supports (Chart.yaml kubeVersion), two the platforms Avi runs
+# on commonly trail at (1.30) or have reached (1.33, also k8s-openapi's compile-time version),
+# and the newest kubernetes-validate knows.
+OLDEST_KUBE_VERSION = "1.28"
+KUBE_VERSIONS = list(
+    dict.fromkeys(
+        [
+            OLDEST_KUBE_VERSION,
+            "1.30",
+            "1.33",
+            kubernetes_validate.utils.major_minor(kubernetes_validate.utils.latest_version()),
+        ]
+    )
+)
+
+# A PEM-shaped CA bundle for the AviController values (the chart only copies it into a Secret).
+TEST_CA = "-----BEGIN CERTIFICATE-----\nMIIBtest\n-----END CERTIFICATE-----\n"
 
 # The value sets every check renders. Each is a user's realistic choice.
 VALUE_SETS: dict[str, dict] = {
@@ -54,6 +68,33 @@ VALUE_SETS: dict[str, dict] = {
     },
     "existing-service-account": {"serviceAccount": {"create": False, "name": "platform-operator"}},
     "no-rbac-no-user-roles": {"rbac": {"create": False, "aggregateToUserRoles": False}},
+    "inline-controllers": {
+        "inlineControllers": {"enabled": True, "allowedEndpoints": ["*.avi.example.com", "10.20.0.0/16"]}
+    },
+    "avi-controllers": {
+        "aviControllers": [
+            {
+                "name": "prod-avi",
+                "endpoints": ["https://avi-1.example.com", "https://avi-2.example.com"],
+                "apiVersion": "22.1.3",
+                "credentials": {"username": "autoscaler", "password": "s3cret"},
+                "tls": {"ca": TEST_CA},
+                "namespaceSelector": {"matchLabels": {"avi-autoscaling": "enabled"}},
+            },
+            {
+                "name": "lab-avi",
+                "endpoints": ["https://10.30.0.10"],
+                "tenant": "lab",
+                "authMode": "basic",
+                "timeoutSeconds": 5,
+                "credentialsSecretRef": {"name": "lab-avi-credentials"},
+                "tls": {"caSecretRef": {"name": "lab-avi-ca", "key": "bundle.pem"}},
+            },
+        ]
+    },
+    "network-policy": {
+        "networkPolicy": {"enabled": True, "apiServer": {"cidrs": ["10.96.0.1/32", "172.18.0.2/32"]}, "aviCIDRs": ["10.10.0.0/24"]}
+    },
     "everything": {
         "image": {"repository": "registry.example.com/avi-autoscaler", "tag": "0.1.0-rc1", "pullPolicy": "Always"},
         "imagePullSecrets": [{"name": "regcred"}],
@@ -98,6 +139,33 @@ VALUE_SETS: dict[str, dict] = {
                 "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "avi-autoscaler"}},
             }
         ],
+        "aviControllers": [
+            {
+                "name": "prod-avi",
+                "endpoints": ["https://10.40.0.10:8443", "https://[fd00:40::10]"],
+                "tenant": "prod",
+                "apiVersion": "30.2.1",
+                "authMode": "session",
+                "timeoutSeconds": 20,
+                "credentials": {"username": "autoscaler", "password": "s3cret"},
+                "tls": {"ca": TEST_CA},
+                "namespaceSelector": {"matchExpressions": [{"key": "team", "operator": "In", "values": ["shop"]}]},
+            },
+            {
+                "name": "lab-avi",
+                "endpoints": ["https://avi-lab.example.com"],
+                "credentialsSecretRef": {"name": "lab-avi-credentials"},
+                "tls": {"insecureSkipVerify": True},
+            },
+        ],
+        "inlineControllers": {"enabled": True, "allowedEndpoints": ["avi.example.com", "10.20.0.0/16"], "allowInsecure": True},
+        "networkPolicy": {
+            "enabled": True,
+            "apiServer": {"cidrs": ["10.96.0.1/32"], "ports": [443]},
+            "aviCIDRs": ["192.0.2.0/24"],
+            "aviPort": 8443,
+            "dns": {"namespace": "dns", "podLabels": {"app": "coredns"}},
+        },
     },
 }
 

@@ -15,6 +15,7 @@ from conftest import (
     NAMESPACE,
     RELEASE,
     ROOT,
+    TEST_CA,
     VALUE_SETS,
     chart,
     find,
@@ -33,9 +34,12 @@ OPERATOR_RULES = [
         "resources": ["deployments/scale", "statefulsets/scale", "replicasets/scale"],
         "verbs": ["get", "patch"],
     },
-    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
     {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
 ]
+# Reading Secrets: in the release namespace always (AviControllers), where the operator watches
+# only with inline connections allowed.
+SECRETS_RULES = [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
+INLINE_OPERATOR_RULES = OPERATOR_RULES + SECRETS_RULES
 LEASE_RULES = [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "patch"]}]
 
 
@@ -58,7 +62,7 @@ def binary_default_bind(endpoint: str) -> str:
 # Lint
 
 
-@pytest.mark.parametrize("kube_version", ["v1.33.0", "v1.37.0"])
+@pytest.mark.parametrize("kube_version", ["v1.28.0", "v1.33.0", "v1.37.0"])
 @pytest.mark.parametrize("name", sorted(VALUE_SETS))
 def test_lint_reports_no_errors_or_warnings(name: str, kube_version: str) -> None:
     report = helm.lint(CHART, VALUE_SETS[name], strict=True, kube_version=kube_version)
@@ -79,7 +83,7 @@ def test_chart_metadata_follows_the_workspace() -> None:
     assert metadata["apiVersion"] == "v2"
     assert metadata["appVersion"] == workspace_version(), "Chart.yaml appVersion must equal the Cargo workspace version"
     assert metadata["version"] == workspace_version(), "Chart.yaml version moves with the operator version"
-    assert metadata["kubeVersion"] == ">=1.33.0-0"
+    assert metadata["kubeVersion"] == ">=1.28.0-0"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -96,6 +100,8 @@ def test_default_install_objects() -> None:
             ("ClusterRoleBinding", "avi-autoscaler", ""),
             ("Role", "avi-autoscaler-leader-election", NAMESPACE),
             ("RoleBinding", "avi-autoscaler-leader-election", NAMESPACE),
+            ("Role", "avi-autoscaler-secrets", NAMESPACE),
+            ("RoleBinding", "avi-autoscaler-secrets", NAMESPACE),
             ("ClusterRole", "avi-autoscaler-edit", ""),
             ("ClusterRole", "avi-autoscaler-view", ""),
             ("Service", "avi-autoscaler-metrics", NAMESPACE),
@@ -345,6 +351,10 @@ def test_every_value_reaches_the_manifests() -> None:
         "--leader-election",
         "--lease-namespace=$(POD_NAMESPACE)",
         "--namespace=routing-ns1",
+        "--allow-inline-controllers",
+        "--allowed-endpoints=avi.example.com",
+        "--allowed-endpoints=10.20.0.0/16",
+        "--allow-insecure-inline",
     ]
     assert container["env"][0] == {"name": "RUST_LOG", "value": "info,avi_autoscaler=debug"}
     assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"metrics": 9090, "health": 9091}
@@ -364,6 +374,20 @@ def test_every_value_reaches_the_manifests() -> None:
     assert one(objects, "PodDisruptionBudget", "aas")["spec"]["maxUnavailable"] == "50%"
     rules = one(objects, "Role", "aas", "routing-ns1")["rules"]
     assert {"apiGroups": [""], "resources": ["replicationcontrollers/scale"], "verbs": ["get", "patch"]} in rules
+    assert rules[-1] == SECRETS_RULES[0]
+    assert one(objects, "AviController", "prod-avi")["spec"]["credentialsSecretRef"] == {"name": "aas-prod-avi-credentials"}
+    assert one(objects, "Secret", "aas-prod-avi-ca", NAMESPACE)["stringData"] == {"ca.crt": TEST_CA}
+    assert one(objects, "AviController", "lab-avi")["spec"]["tls"] == {"insecureSkipVerify": True}
+    egress = one(objects, "NetworkPolicy", "aas")["spec"]["egress"]
+    assert egress[0]["ports"] == [{"protocol": "TCP", "port": 443}]
+    assert [(r["to"][0]["ipBlock"]["cidr"], r["ports"][0]["port"]) for r in egress[1:-1]] == [
+        ("192.0.2.0/24", 8443),
+        ("10.40.0.10/32", 8443),
+        ("fd00:40::10/128", 8443),
+        ("10.20.0.0/16", 8443),
+    ]
+    assert egress[-1]["to"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "dns"}
+    assert egress[-1]["to"][0]["podSelector"]["matchLabels"] == {"app": "coredns"}
 
 
 def test_release_names_shape_object_names() -> None:
@@ -446,7 +470,13 @@ def test_notes_tell_the_user_what_to_do_next() -> None:
     notes = render_notes()
     assert "It watches AviAutoscalers in all namespaces." in notes
     assert f"kubectl -n {NAMESPACE} rollout status deployment/avi-autoscaler" in notes
+    assert f"kubectl -n {NAMESPACE} create secret generic avi-credentials" in notes
+    assert "kubectl get avic" in notes
+    # Inline connections are off by default, so their Secret recipe is not offered.
+    assert "kubectl -n <namespace> create secret generic avi-credentials" not in notes
+    notes = render_notes(VALUE_SETS["inline-controllers"])
     assert "kubectl -n <namespace> create secret generic avi-credentials" in notes
+    assert "kubectl -n <namespace> label secret avi-credentials autoscaling.avi.dev/credentials=true" in notes
     assert "kubectl get aas -A" in notes
     assert "port-forward service/avi-autoscaler-metrics 8080" in notes
     assert "helm show crds" in notes

@@ -34,7 +34,11 @@ def without(objects: dict, kinds: set[str]) -> dict:
 
 @pytest.mark.parametrize(
     ("directory", "values"),
-    [("config/default", {}), ("config/namespaced", {"watchNamespaces": ["routing-ns1"]})],
+    [
+        ("config/default", {}),
+        ("config/namespaced", {"watchNamespaces": ["routing-ns1"]}),
+        ("config/inline-controllers", {"inlineControllers": {"enabled": True}}),
+    ],
 )
 def test_kustomize_equals_the_chart(directory: str, values: dict) -> None:
     # The Namespace and the CRD are not chart templates (helm --create-namespace, crds/).
@@ -85,3 +89,20 @@ def test_samples_reference_each_other() -> None:
     autoscaler = one(objects, "AviAutoscaler")
     assert autoscaler["spec"]["controller"]["credentialsSecretRef"]["name"] == secret["metadata"]["name"]
     assert set(secret["stringData"]) == {"username", "password"}
+
+
+def test_kustomize_default_reads_secrets_in_the_operator_namespace_only() -> None:
+    def secret_roles(objects: list[dict]) -> list[tuple[str, str, str]]:
+        return sorted(
+            (o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"])
+            for o in objects
+            if o["kind"] in {"Role", "ClusterRole"} and any("secrets" in r["resources"] for r in o["rules"])
+        )
+
+    assert secret_roles(kustomize("config/default")) == [("Role", NAMESPACE, "avi-autoscaler-secrets")]
+    assert secret_roles(kustomize("config/namespaced")) == [("Role", NAMESPACE, "avi-autoscaler-secrets")]
+    # The inline-controllers component is what adds a cluster-wide Secret read.
+    assert secret_roles(kustomize("config/inline-controllers")) == [
+        ("ClusterRole", "", "avi-autoscaler"),
+        ("Role", NAMESPACE, "avi-autoscaler-secrets"),
+    ]

@@ -276,12 +276,14 @@ def test_unused_rules_are_reported() -> None:
 
 
 def test_namespaced_install_refuses_calls_elsewhere() -> None:
-    manifests = chart_manifests(VALUE_SETS["single-namespace"])
+    # Inline connections on, so that Secrets in the watched namespace may be read.
+    manifests = chart_manifests({**VALUE_SETS["single-namespace"], "inlineControllers": {"enabled": True}})
     base = "/apis/autoscaling.avi.dev/v1alpha1"
     requests = [
         Request("GET", f"{base}/namespaces/routing-ns1/aviautoscalers?limit=500"),
         Request("GET", f"{base}/namespaces/routing-ns1/aviautoscalers?watch=true"),
         Request("GET", "/api/v1/namespaces/routing-ns1/secrets/avi-basic-auth"),
+        Request("GET", f"/api/v1/namespaces/{NAMESPACE}/secrets/avi-basic-auth"),  # an AviController's
         Request("GET", f"{base}/aviautoscalers?watch=true"),  # all namespaces
         Request("GET", "/api/v1/namespaces/shop/secrets/avi-basic-auth"),  # a namespace not watched
         Request("GET", "/apis/coordination.k8s.io/v1/namespaces/avi-autoscaler/leases/avi-autoscaler"),
@@ -319,7 +321,22 @@ subjects:
 def test_user_roles_are_not_the_operators() -> None:
     # The aggregated edit/view roles are bound to nobody by the chart.
     grants = rbac_audit.grants_for(chart_manifests(), SERVICE_ACCOUNT, include_built_in=False)
-    assert {g.role for g in grants} == {"ClusterRole/avi-autoscaler", f"Role/{NAMESPACE}/avi-autoscaler-leader-election"}
+    assert {g.role for g in grants} == {
+        "ClusterRole/avi-autoscaler",
+        f"Role/{NAMESPACE}/avi-autoscaler-leader-election",
+        f"Role/{NAMESPACE}/avi-autoscaler-secrets",
+    }
+
+
+def test_default_install_refuses_secret_reads_outside_the_operator_namespace() -> None:
+    requests = [
+        Request("GET", f"/api/v1/namespaces/{NAMESPACE}/secrets/avi-basic-auth"),
+        Request("GET", "/api/v1/namespaces/routing-ns1/secrets/avi-basic-auth"),
+    ]
+    report = audit(requests, chart_manifests(), SERVICE_ACCOUNT)
+    assert [r.path for r, _ in report.disallowed] == ["/api/v1/namespaces/routing-ns1/secrets/avi-basic-auth"]
+    report = audit(requests, chart_manifests({"inlineControllers": {"enabled": True}}), SERVICE_ACCOUNT)
+    assert report.disallowed == []
 
 
 # ---------------------------------------------------------------------------------------------

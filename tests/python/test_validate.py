@@ -13,7 +13,15 @@ import pytest
 
 from conftest import KUBE_VERSIONS, VALUE_SETS, chart_crds, kustomize, one, render_chart, validate_object
 
-KUSTOMIZE_DIRS = ["config/default", "config/namespaced", "config/crd", "config/rbac", "config/manager", "config/samples"]
+KUSTOMIZE_DIRS = [
+    "config/default",
+    "config/namespaced",
+    "config/inline-controllers",
+    "config/crd",
+    "config/rbac",
+    "config/manager",
+    "config/samples",
+]
 
 
 def label(obj: dict) -> str:

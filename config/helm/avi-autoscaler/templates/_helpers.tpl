@@ -80,12 +80,15 @@ The operator's rules in the namespaces it watches: exactly the calls it makes th
   resources: [{{ range $i, $r := .resources }}{{ if $i }}, {{ end }}{{ printf "%s/scale" $r | quote }}{{ end }}]
   verbs: ["get", "patch"]
 {{- end }}
-# Read the Avi credentials and CA named by an AviAutoscaler, by name, when it is reconciled.
-- apiGroups: [""]
-  resources: ["secrets"]
-  verbs: ["get"]
 # Record Events (kube-runtime's Recorder creates events.k8s.io Events and patches repeats).
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+{{- if .Values.inlineControllers.enabled }}
+# Inline connections only: read the credentials and CA Secret an AviAutoscaler names, by name,
+# in its own namespace (the operator uses the data of labelled Secrets only).
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+{{- end }}
 {{- end }}
