@@ -687,8 +687,9 @@ async fn rbac_grants_exactly_what_the_operator_uses_and_telemetry_reports_it() {
     assert!(!metrics.contains(PASSWORD));
     assert!(operator.stop().success());
 
-    // Every call the operator made is allowed by config/default's RBAC, and every rule there
-    // was used (ReplicaSets aside: no e2e target is one).
+    // Every call the operator made is allowed by the RBAC of config/inline-controllers (the
+    // default install with inline connections allowed, which these autoscalers use), and every
+    // rule there was used (ReplicaSets aside: no e2e target is one).
     let log = cluster.dir().join("operator-requests.jsonl");
     let lines: Vec<String> = cluster
         .kube
@@ -705,7 +706,7 @@ async fn rbac_grants_exactly_what_the_operator_uses_and_telemetry_reports_it() {
         .args([
             "kustomize",
             e2e::workspace_root()
-                .join("config/default")
+                .join("config/inline-controllers")
                 .to_str()
                 .unwrap(),
         ])
@@ -738,4 +739,23 @@ async fn rbac_grants_exactly_what_the_operator_uses_and_telemetry_reports_it() {
         String::from_utf8_lossy(&audit.stderr)
     );
     eprintln!("{}", String::from_utf8_lossy(&audit.stdout));
+
+    // Every call exists in Kubernetes 1.28, the oldest version the chart supports.
+    let root = e2e::workspace_root();
+    let api_check = std::process::Command::new(e2e::venv_python())
+        .arg(root.join("hack/kube_api_check.py"))
+        .args(["--log", log.to_str().unwrap()])
+        .arg("--crd")
+        .arg(root.join("config/crd/aviautoscalers.autoscaling.avi.dev.yaml"))
+        .arg("--crd")
+        .arg(root.join("config/crd/avicontrollers.autoscaling.avi.dev.yaml"))
+        .output()
+        .expect("the API check runs");
+    assert!(
+        api_check.status.success(),
+        "Kubernetes 1.28 API check:\n{}{}",
+        String::from_utf8_lossy(&api_check.stdout),
+        String::from_utf8_lossy(&api_check.stderr)
+    );
+    eprintln!("{}", String::from_utf8_lossy(&api_check.stdout));
 }
