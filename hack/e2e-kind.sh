@@ -264,8 +264,11 @@ fi
 log "the chart in namespace $OPERATOR_NAMESPACE"
 # --set-string: a tag of digits only must stay a string (the values schema refuses a number).
 # The run annotation rolls the operator even when the sources, and so the tag, did not change.
+# examples/kuard carries an inline connection (spec.controller, its Secret in its own namespace),
+# which the chart allows only with inlineControllers.enabled (--set-json keeps it a boolean).
 run "${HELM[@]}" upgrade --install avi-autoscaler config/helm/avi-autoscaler \
   --namespace "$OPERATOR_NAMESPACE" --create-namespace \
+  --set-json inlineControllers.enabled=true \
   --set-string image.repository=avi-autoscaler \
   --set-string image.tag="$IMAGE_TAG" \
   --set-string image.pullPolicy=Never \

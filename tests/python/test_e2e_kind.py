@@ -197,6 +197,9 @@ def test_chart_install_uses_the_loaded_image(passing_run) -> None:
     values = helm_values(install)
     tag = built_tag(calls)
     assert values["image"] == {"repository": "avi-autoscaler", "tag": tag, "pullPolicy": "Never"}
+    # The kuard example uses an inline connection, which the chart's defaults refuse.
+    assert install[install.index("--set-json") + 1] == "inlineControllers.enabled=true"
+    values["inlineControllers"] = {"enabled": True}
     chart().validate_schema(values)
     container = next(c for c in one(render_chart(values), "Deployment")["spec"]["template"]["spec"]["containers"])
     assert container["image"] == f"avi-autoscaler:{tag}"
