@@ -141,6 +141,49 @@ def test_the_rule_fields_are_those_of_the_1_28_api() -> None:
     assert "optionalOldSelf" in set(newer["properties"]) - VALIDATION_RULE_FIELDS_1_28
 
 
+def definitions(version: str) -> dict:
+    return kubernetes_validate.utils.schema_contents(f"kubernetes-json-schema/v{version}.0-local-strict/_definitions.json", version)["$defs"]
+
+
+def schema_keywords(schema: object) -> set[str]:
+    """Every keyword of a structural schema (the names under `properties` are field names, not
+    keywords; x-kubernetes-validations entries are checked above)."""
+    keywords: set[str] = set()
+    if isinstance(schema, dict):
+        for key, value in schema.items():
+            keywords.add(key)
+            if key in {"properties", "definitions", "patternProperties", "dependencies"}:
+                for sub in value.values():
+                    keywords |= schema_keywords(sub)
+            elif key in {"items", "additionalProperties", "not"} or key in {"allOf", "anyOf", "oneOf"}:
+                keywords |= schema_keywords(value)
+    elif isinstance(schema, list):
+        for item in schema:
+            keywords |= schema_keywords(item)
+    return keywords
+
+
+def test_the_schemas_use_only_1_28_keywords() -> None:
+    allowed = set(definitions(OLDEST_KUBE_VERSION)["io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaProps"]["properties"])
+    for crd_file in CRD_FILES:
+        crd = yaml.safe_load(crd_file.read_text())
+        for version in crd["spec"]["versions"]:
+            used = schema_keywords(version["schema"]["openAPIV3Schema"])
+            assert used <= allowed, f"{crd_file.name}: {sorted(used - allowed)} unknown to Kubernetes {OLDEST_KUBE_VERSION}"
+            # And the version's own fields (selectableFields came in 1.30, for example).
+            version_fields = set(definitions(OLDEST_KUBE_VERSION)["io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionVersion"]["properties"])
+            assert set(version) <= version_fields, sorted(set(version) - version_fields)
+
+
+def test_the_keyword_check_can_fail() -> None:
+    newer = set(definitions("1.30")["io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionVersion"]["properties"])
+    older = set(definitions(OLDEST_KUBE_VERSION)["io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionVersion"]["properties"])
+    assert "selectableFields" in newer - older
+    assert schema_keywords({"type": "object", "properties": {"a": {"type": "string", "x-kubernetes-new": True}}}) == {
+        "type", "properties", "x-kubernetes-new",
+    }
+
+
 def test_the_chart_crds_are_the_checked_ones() -> None:
     checked = [yaml.safe_load(f.read_text()) for f in CRD_FILES]
     shipped = [doc for crd in chart().crds for doc in yaml.safe_load_all(crd["data"]) if doc]
