@@ -117,7 +117,12 @@ impl Connection {
             return Err(Error::new(Kind::Config).with_detail("no endpoint configured"));
         }
         let tls = tls::client_config(&key.tls)?;
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        for (host, addrs) in &key.pinned_addresses {
+            let addrs: Vec<_> = addrs.iter().copied().collect();
+            builder = builder.resolve_to_addrs(host, &addrs);
+        }
+        let http = builder
             .tls_backend_preconfigured(tls)
             .timeout(key.timeout)
             .connect_timeout(key.timeout)
@@ -746,6 +751,7 @@ mod tests {
             api_version: None,
             tls: Default::default(),
             timeout: Duration::from_secs(1),
+            pinned_addresses: Default::default(),
         };
         let policy = RetryPolicy {
             retries: 3,

@@ -139,15 +139,22 @@ async fn fetch_samples(
         }
     };
     // The policy first: a refused connection reads no Secret and calls no endpoint.
-    if let Err(e) = ctx.inline.check(inline).await {
-        let failure = scaling::Failure {
-            reason: e.reason(),
-            message: e.to_string(),
-        };
-        return vec![Err(failure); n];
-    }
+    let pinned = match ctx.inline.check(inline).await {
+        Ok(pinned) => pinned,
+        Err(e) => {
+            let failure = scaling::Failure {
+                reason: e.reason(),
+                message: e.to_string(),
+            };
+            return vec![Err(failure); n];
+        }
+    };
     let conn = match ctx.connections.build(namespace, inline).await {
-        Ok(c) => c,
+        Ok(mut c) => {
+            // The connection goes to the addresses the policy checked, whatever DNS says later.
+            c.pinned_addresses = pinned;
+            c
+        }
         Err(e) => {
             let failure = scaling::Failure {
                 reason: e.reason(),

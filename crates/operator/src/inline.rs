@@ -8,11 +8,17 @@
 //! `fd00::/8`; a bare address is a one-address CIDR). An endpoint whose host is matched by a
 //! name pattern is allowed; any other host is resolved and allowed only when every address it
 //! resolves to lies in a CIDR pattern (an IP literal is checked as it is). The check runs before
-//! any request. The HTTP client resolves the name again when it connects, so a DNS answer that
-//! changes between the check and the connection is not caught; an administrator who needs that
-//! closed lists endpoints by address (CIDR) or by names whose DNS they control.
+//! any request, and the addresses it checked are pinned into the connection
+//! ([`avi::ConnectionConfig::pinned_addresses`]), so a DNS answer that changes between the
+//! check and the connection cannot send it elsewhere. A name matched by a name pattern is
+//! trusted as a name and resolved when connecting.
 
-use std::{fmt, net::IpAddr, str::FromStr};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt,
+    net::{IpAddr, SocketAddr},
+    str::FromStr,
+};
 
 use api::ControllerSpec;
 use ipnet::IpNet;
@@ -146,6 +152,9 @@ impl PolicyError {
     }
 }
 
+/// The addresses an allowed connection must use, by host name.
+pub type Pinned = BTreeMap<String, BTreeSet<SocketAddr>>;
+
 /// What the operator's flags allow for inline connections.
 #[derive(Clone, Debug, Default)]
 pub struct InlinePolicy {
@@ -159,38 +168,46 @@ pub struct InlinePolicy {
 
 impl InlinePolicy {
     /// Checks an inline connection against the policy, resolving host names that no name
-    /// pattern matches. Makes no request to the endpoints.
-    pub async fn check(&self, spec: &ControllerSpec) -> Result<(), PolicyError> {
+    /// pattern matches; returns the addresses the connection must use for those names. Makes
+    /// no request to the endpoints.
+    pub async fn check(&self, spec: &ControllerSpec) -> Result<Pinned, PolicyError> {
         if !self.allowed {
             return Err(PolicyError::InlineNotAllowed);
         }
         if spec.tls.as_ref().is_some_and(|t| t.insecure_skip_verify) && !self.allow_insecure {
             return Err(PolicyError::InsecureNotAllowed);
         }
+        let mut pinned = Pinned::new();
         if self.endpoints.is_empty() {
-            return Ok(());
+            return Ok(pinned);
         }
         for endpoint in &spec.endpoints {
-            self.check_endpoint(endpoint).await?;
+            if let Some((name, addrs)) = self.check_endpoint(endpoint).await? {
+                pinned.entry(name).or_default().extend(addrs);
+            }
         }
-        Ok(())
+        Ok(pinned)
     }
 
-    async fn check_endpoint(&self, endpoint: &str) -> Result<(), PolicyError> {
+    /// Checks one endpoint; for a host name checked by its addresses, returns them.
+    async fn check_endpoint(
+        &self,
+        endpoint: &str,
+    ) -> Result<Option<(String, Vec<SocketAddr>)>, PolicyError> {
         let refuse = |detail: Option<String>| PolicyError::EndpointNotAllowed {
             endpoint: endpoint.to_owned(),
             detail,
         };
         let url = Url::parse(endpoint).map_err(|_| refuse(Some("not a URL".to_owned())))?;
         let port = url.port_or_known_default().unwrap_or(443);
-        let addresses: Vec<IpAddr> = match url.host() {
+        let (name, addresses): (Option<String>, Vec<SocketAddr>) = match url.host() {
             None => return Err(refuse(Some("no host".to_owned()))),
-            Some(Host::Ipv4(ip)) => vec![IpAddr::V4(ip)],
-            Some(Host::Ipv6(ip)) => vec![IpAddr::V6(ip)],
-            Some(Host::Domain(name)) => {
-                let name = normalise(name);
+            Some(Host::Ipv4(ip)) => (None, vec![SocketAddr::new(IpAddr::V4(ip), port)]),
+            Some(Host::Ipv6(ip)) => (None, vec![SocketAddr::new(IpAddr::V6(ip), port)]),
+            Some(Host::Domain(host)) => {
+                let name = normalise(host);
                 if self.endpoints.iter().any(|p| p.matches_name(&name)) {
-                    return Ok(());
+                    return Ok(None);
                 }
                 if !self
                     .endpoints
@@ -199,11 +216,12 @@ impl InlinePolicy {
                 {
                     return Err(refuse(None));
                 }
-                tokio::net::lookup_host((name.as_str(), port))
+                let addresses = tokio::net::lookup_host((name.as_str(), port))
                     .await
                     .map_err(|e| refuse(Some(format!("resolving {name}: {e}"))))?
-                    .map(|a| a.ip())
-                    .collect()
+                    .collect();
+                // Pinned under the name as the URL spells it: that is what the client looks up.
+                (Some(host.to_owned()), addresses)
             }
         };
         if addresses.is_empty() {
@@ -211,12 +229,13 @@ impl InlinePolicy {
         }
         match addresses
             .iter()
-            .find(|ip| !self.endpoints.iter().any(|p| p.contains(**ip)))
+            .find(|a| !self.endpoints.iter().any(|p| p.contains(a.ip())))
         {
             Some(outside) => Err(refuse(Some(format!(
-                "{outside} is outside every allowed CIDR"
+                "{} is outside every allowed CIDR",
+                outside.ip()
             )))),
-            None => Ok(()),
+            None => Ok(name.map(|n| (n, addresses))),
         }
     }
 }
@@ -301,6 +320,27 @@ mod tests {
         assert!(!allowed(&["10.0.0.0/8"], "https://no-such-host.invalid").await);
         // Without any CIDR pattern an unmatched name is refused without a lookup.
         assert!(!allowed(&["avi.example.com"], "https://localhost").await);
+    }
+
+    #[tokio::test]
+    async fn resolved_names_are_pinned_to_the_checked_addresses() {
+        let pinned = policy(&["127.0.0.0/8", "::1/128"])
+            .check(&spec(&["https://localhost:8443", "https://127.0.0.2"]))
+            .await
+            .unwrap();
+        let addrs = &pinned["localhost"];
+        assert!(!addrs.is_empty());
+        assert!(
+            addrs.iter().all(|a| a.ip().is_loopback() && a.port() == 8443),
+            "{addrs:?}"
+        );
+        // Addresses need no pin; names matched by a name pattern are trusted as names.
+        assert_eq!(pinned.len(), 1, "{pinned:?}");
+        let by_name = policy(&["localhost"])
+            .check(&spec(&["https://localhost"]))
+            .await
+            .unwrap();
+        assert!(by_name.is_empty(), "{by_name:?}");
     }
 
     #[tokio::test]
