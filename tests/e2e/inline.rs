@@ -130,7 +130,9 @@ async fn opted_in_inline_controllers_need_labelled_secrets_and_allowed_endpoints
         None,
     );
     cluster.wait_replicas(4).await;
-    cluster.wait_reason("ScalingActive", "ValidMetricFound").await;
+    cluster
+        .wait_reason("ScalingActive", "ValidMetricFound")
+        .await;
     assert!(
         secret_reads(&cluster, "unlabelled")
             .iter()
@@ -174,7 +176,9 @@ async fn opted_in_inline_controllers_need_labelled_secrets_and_allowed_endpoints
         .wait("EndpointNotAllowed naming --allow-insecure-inline", |c| {
             c.condition("ScalingActive")
                 .filter(|(s, r, m)| {
-                    s == "False" && r == "EndpointNotAllowed" && m.contains("--allow-insecure-inline")
+                    s == "False"
+                        && r == "EndpointNotAllowed"
+                        && m.contains("--allow-insecure-inline")
                 })
                 .map(|(_, _, m)| m)
         })

@@ -8,9 +8,7 @@
 use std::time::{Duration, Instant};
 
 use avi_sim::{FaultKind, FaultSpec, RunningSim, Scenario, Sim, SimConfig};
-use e2e::{
-    ALLOW_INLINE, AUTOSCALER, Cluster, DEPLOYMENT, NAMESPACE, Operator, kuard_manifests,
-};
+use e2e::{ALLOW_INLINE, AUTOSCALER, Cluster, DEPLOYMENT, NAMESPACE, Operator, kuard_manifests};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "s3cret-e2e";

@@ -690,8 +690,11 @@ mod tests {
             Some("Invalid credentials")
         );
         assert_eq!(
-            avi_message(br#"{"detail": "Authentication credentials were not provided."}"#, false)
-                .as_deref(),
+            avi_message(
+                br#"{"detail": "Authentication credentials were not provided."}"#,
+                false
+            )
+            .as_deref(),
             Some("Authentication credentials were not provided.")
         );
         assert_eq!(
@@ -713,7 +716,10 @@ mod tests {
     #[test]
     fn other_services_bodies_never_reach_the_message() {
         let cases: [(&str, &[u8]); 5] = [
-            ("https://10.0.0.5/api/analytics/metric_id", b"secret-token-123\n"),
+            (
+                "https://10.0.0.5/api/analytics/metric_id",
+                b"secret-token-123\n",
+            ),
             (
                 "https://10.0.0.5/api/analytics/metric_id",
                 b"<html><title>secret-token-123</title></html>",
@@ -737,7 +743,11 @@ mod tests {
         }
         let avi = status_error(
             Kind::Unauthorized,
-            &reply("https://10.0.0.5/login", 401, br#"{"error": "Invalid credentials"}"#),
+            &reply(
+                "https://10.0.0.5/login",
+                401,
+                br#"{"error": "Invalid credentials"}"#,
+            ),
         );
         assert!(avi.to_string().ends_with(": Invalid credentials"), "{avi}");
     }

@@ -47,7 +47,9 @@ pub enum ConnectionError {
         key: String,
     },
     /// The Secret lacks the [`CREDENTIALS_LABEL`] label (its data was not read).
-    #[error("Secret {namespace}/{name} is not labelled {CREDENTIALS_LABEL}=\"true\", so it may not be used by an inline connection")]
+    #[error(
+        "Secret {namespace}/{name} is not labelled {CREDENTIALS_LABEL}=\"true\", so it may not be used by an inline connection"
+    )]
     SecretNotAllowed {
         /// Namespace of the Secret.
         namespace: String,

@@ -123,16 +123,16 @@ pub enum PolicyError {
         "spec.controller (an inline connection) is not allowed by this operator \
          (it runs without --allow-inline-controllers); use spec.controllerRef to an AviController"
     )]
-    InlineNotAllowed,
+    InlineOff,
     /// `insecureSkipVerify` without `--allow-insecure-inline`.
     #[error(
         "spec.controller.tls.insecureSkipVerify is not allowed on inline connections \
          (the operator runs without --allow-insecure-inline)"
     )]
-    InsecureNotAllowed,
+    InsecureSkipVerify,
     /// An endpoint outside `--allowed-endpoints`.
     #[error("endpoint {endpoint} is not allowed by --allowed-endpoints{}", detail.as_ref().map(|d| format!(" ({d})")).unwrap_or_default())]
-    EndpointNotAllowed {
+    OutsideAllowedEndpoints {
         /// The endpoint as written in the spec.
         endpoint: String,
         /// What was found (the address outside every CIDR, or the failed resolution).
@@ -144,8 +144,8 @@ impl PolicyError {
     /// The condition reason for this refusal.
     pub fn reason(&self) -> api::Reason {
         match self {
-            PolicyError::InlineNotAllowed => api::Reason::InlineControllerNotAllowed,
-            PolicyError::InsecureNotAllowed | PolicyError::EndpointNotAllowed { .. } => {
+            PolicyError::InlineOff => api::Reason::InlineControllerNotAllowed,
+            PolicyError::InsecureSkipVerify | PolicyError::OutsideAllowedEndpoints { .. } => {
                 api::Reason::EndpointNotAllowed
             }
         }
@@ -172,10 +172,10 @@ impl InlinePolicy {
     /// no request to the endpoints.
     pub async fn check(&self, spec: &ControllerSpec) -> Result<Pinned, PolicyError> {
         if !self.allowed {
-            return Err(PolicyError::InlineNotAllowed);
+            return Err(PolicyError::InlineOff);
         }
         if spec.tls.as_ref().is_some_and(|t| t.insecure_skip_verify) && !self.allow_insecure {
-            return Err(PolicyError::InsecureNotAllowed);
+            return Err(PolicyError::InsecureSkipVerify);
         }
         let mut pinned = Pinned::new();
         if self.endpoints.is_empty() {
@@ -194,7 +194,7 @@ impl InlinePolicy {
         &self,
         endpoint: &str,
     ) -> Result<Option<(String, Vec<SocketAddr>)>, PolicyError> {
-        let refuse = |detail: Option<String>| PolicyError::EndpointNotAllowed {
+        let refuse = |detail: Option<String>| PolicyError::OutsideAllowedEndpoints {
             endpoint: endpoint.to_owned(),
             detail,
         };
@@ -271,11 +271,26 @@ mod tests {
     #[test]
     fn patterns_parse_into_their_kind() {
         let p = |s: &str| s.parse::<EndpointPattern>().unwrap();
-        assert_eq!(p("Avi.Example.com."), EndpointPattern::Host("avi.example.com".into()));
-        assert_eq!(p("*.example.com"), EndpointPattern::Subdomain("example.com".into()));
-        assert_eq!(p("10.1.2.3/8"), EndpointPattern::Net("10.0.0.0/8".parse().unwrap()));
-        assert_eq!(p("fd00::/8"), EndpointPattern::Net("fd00::/8".parse().unwrap()));
-        assert_eq!(p("10.0.0.7"), EndpointPattern::Net("10.0.0.7/32".parse().unwrap()));
+        assert_eq!(
+            p("Avi.Example.com."),
+            EndpointPattern::Host("avi.example.com".into())
+        );
+        assert_eq!(
+            p("*.example.com"),
+            EndpointPattern::Subdomain("example.com".into())
+        );
+        assert_eq!(
+            p("10.1.2.3/8"),
+            EndpointPattern::Net("10.0.0.0/8".parse().unwrap())
+        );
+        assert_eq!(
+            p("fd00::/8"),
+            EndpointPattern::Net("fd00::/8".parse().unwrap())
+        );
+        assert_eq!(
+            p("10.0.0.7"),
+            EndpointPattern::Net("10.0.0.7/32".parse().unwrap())
+        );
         for bad in ["", "*.", "a..b", "http://x", "10.0.0.0/33", "*.*.x", "a b"] {
             assert!(bad.parse::<EndpointPattern>().is_err(), "{bad:?} parsed");
         }
@@ -331,7 +346,9 @@ mod tests {
         let addrs = &pinned["localhost"];
         assert!(!addrs.is_empty());
         assert!(
-            addrs.iter().all(|a| a.ip().is_loopback() && a.port() == 8443),
+            addrs
+                .iter()
+                .all(|a| a.ip().is_loopback() && a.port() == 8443),
             "{addrs:?}"
         );
         // Addresses need no pin; names matched by a name pattern are trusted as names.
@@ -346,7 +363,11 @@ mod tests {
     #[tokio::test]
     async fn every_endpoint_must_be_allowed() {
         let p = policy(&["10.0.0.0/8"]);
-        assert!(p.check(&spec(&["https://10.0.0.1", "https://10.0.0.2"])).await.is_ok());
+        assert!(
+            p.check(&spec(&["https://10.0.0.1", "https://10.0.0.2"]))
+                .await
+                .is_ok()
+        );
         let e = p
             .check(&spec(&["https://10.0.0.1", "https://172.16.0.1"]))
             .await

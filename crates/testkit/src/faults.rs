@@ -343,7 +343,9 @@ impl RequestRecord {
         self.accept.as_deref().is_some_and(|a| {
             a.split(',').all(|range| {
                 let params: Vec<&str> = range.split(';').map(str::trim).collect();
-                params.iter().any(|p| p.starts_with("as=PartialObjectMetadata"))
+                params
+                    .iter()
+                    .any(|p| p.starts_with("as=PartialObjectMetadata"))
                     && params.contains(&"g=meta.k8s.io")
             })
         })
