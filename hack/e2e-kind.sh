@@ -275,6 +275,7 @@ run "${HELM[@]}" upgrade --install avi-autoscaler config/helm/avi-autoscaler \
   --set-string logFormat=text \
   --set-string logLevel=info \
   --set-string podAnnotations.e2e-run="$RUN_ID" \
+  --set-json inlineControllers.enabled=true \
   --wait --timeout 5m
 run "${KUBECTL[@]}" rollout status deployment/avi-autoscaler -n "$OPERATOR_NAMESPACE" --timeout=180s
 
@@ -289,6 +290,9 @@ run "${KUBECTL[@]}" create secret generic avi-basic-auth -n "$APP_NAMESPACE" \
 run "${KUBECTL[@]}" create secret generic avi-ca -n "$APP_NAMESPACE" \
   --from-literal=ca.crt="$SIM_CA" \
   --dry-run=client -o yaml | run_stdin "${KUBECTL[@]}" apply -f -
+# Inline connections use only Secrets labelled for them.
+run "${KUBECTL[@]}" label secret avi-basic-auth avi-ca -n "$APP_NAMESPACE" \
+  autoscaling.avi.dev/credentials=true --overwrite
 run "${KUBECTL[@]}" apply -f examples/kuard/deployment.yaml
 # The example's AviAutoscaler, changed before it reaches the cluster: the operator never sees
 # the example's controller address.

@@ -610,6 +610,7 @@ async fn run(
             &operator_bin,
             &[
                 "run".into(),
+                e2e::ALLOW_INLINE.into(),
                 "--metrics-bind".into(),
                 "127.0.0.1:0".into(),
                 "--health-bind".into(),

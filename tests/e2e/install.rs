@@ -10,7 +10,7 @@
 use std::{process::Command, time::Duration};
 
 use avi_sim::{Scenario, Sim, SimConfig};
-use e2e::{Cluster, Operator, kuard_manifests, workspace_bin, workspace_root};
+use e2e::{ALLOW_INLINE, Cluster, Operator, kuard_manifests, workspace_bin, workspace_root};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "s3cret-install";
@@ -182,7 +182,7 @@ async fn every_request_names_the_operator_in_its_user_agent() {
         PASSWORD,
         &json!({"pollingIntervalSeconds": 1}),
     ));
-    let operator = Operator::start(&cluster, "operator", &[]);
+    let operator = Operator::start(&cluster, "operator", &[ALLOW_INLINE]);
     // Active: the operator has read the Secrets, polled avi-sim and written the status.
     cluster.wait_reason("Ready", "Active").await;
     assert!(operator.stop().success());

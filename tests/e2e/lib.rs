@@ -30,6 +30,11 @@ pub const DEPLOYMENT: &str = "kuard-deployment";
 pub const AUTOSCALER: &str = "kuard";
 /// The kuard pool's AKO-style name.
 pub const POOL: &str = avi_sim::SEED_POOL;
+/// The flag that lets the operator use inline `spec.controller` connections, which the seed
+/// experiment's manifests use.
+pub const ALLOW_INLINE: &str = "--allow-inline-controllers";
+/// The label (with value `"true"`) a Secret needs before an inline connection may use it.
+pub const CREDENTIALS_LABEL: &str = "autoscaling.avi.dev/credentials";
 /// How long any single wait may take on a loaded 2-core machine before the run fails.
 pub const DEADLINE: Duration = Duration::from_secs(90);
 
@@ -371,12 +376,14 @@ pub fn kuard_manifests_for(
     }
     docs.push(json!({
         "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "avi-basic-auth", "namespace": NAMESPACE},
+        "metadata": {"name": "avi-basic-auth", "namespace": NAMESPACE,
+                     "labels": {CREDENTIALS_LABEL: "true"}},
         "stringData": {"username": "admin", "password": password}
     }));
     docs.push(json!({
         "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "avi-ca", "namespace": NAMESPACE},
+        "metadata": {"name": "avi-ca", "namespace": NAMESPACE,
+                     "labels": {CREDENTIALS_LABEL: "true"}},
         "stringData": {"ca.crt": ca_pem}
     }));
     let mut aas: Value =

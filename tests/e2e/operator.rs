@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use avi_sim::{FaultKind, FaultSpec, RunningSim, Scenario, Sim, SimConfig};
-use e2e::{AUTOSCALER, Cluster, DEPLOYMENT, NAMESPACE, Operator, kuard_manifests};
+use e2e::{ALLOW_INLINE, AUTOSCALER, Cluster, DEPLOYMENT, NAMESPACE, Operator, kuard_manifests};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "s3cret-e2e";
@@ -79,7 +79,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 async fn seed_experiment_scales_1_to_5_and_back_to_1() {
     let window = 6;
     let (cluster, sim) = seed(short_scale_down(window)).await;
-    let operator = Operator::start(&cluster, "operator", &[]);
+    let operator = Operator::start(&cluster, "operator", &[ALLOW_INLINE]);
 
     // Before any bucket has closed the pool reads 0: the target stays at minReplicas.
     cluster.wait_reason("Ready", "Active").await;
@@ -194,7 +194,7 @@ async fn avi_outages_never_scale_and_fallback_applies_after_the_threshold() {
         "behavior": {"scaleDown": {"stabilizationWindowSeconds": 2}},
     }))
     .await;
-    let _operator = Operator::start(&cluster, "operator", &[]);
+    let _operator = Operator::start(&cluster, "operator", &[ALLOW_INLINE]);
     at(&sim, 300.0).await;
     cluster.wait_replicas(4).await;
 
@@ -230,7 +230,7 @@ async fn avi_outages_never_scale_and_fallback_applies_after_the_threshold() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_slow_and_garbage_controllers_hold_the_count() {
     let (cluster, sim) = seed(json!({"controller": {"timeoutSeconds": 1}})).await;
-    let _operator = Operator::start(&cluster, "operator", &[]);
+    let _operator = Operator::start(&cluster, "operator", &[ALLOW_INLINE]);
     at(&sim, 300.0).await;
     cluster.wait_replicas(4).await;
     let handle = sim.handle();
@@ -327,7 +327,7 @@ async fn configuration_errors_surface_as_conditions_and_events_and_scale_nothing
     // The working autoscaler was applied by seed(); drop it so nothing may scale.
     cluster.kubectl_ok(&["delete", "aas", AUTOSCALER, "-n", NAMESPACE], None);
 
-    let _operator = Operator::start(&cluster, "operator", &[]);
+    let _operator = Operator::start(&cluster, "operator", &[ALLOW_INLINE]);
     let started = Instant::now();
     at(&sim, 600.0).await; // a good read would ask for 5
 
@@ -407,7 +407,7 @@ async fn configuration_errors_surface_as_conditions_and_events_and_scale_nothing
 async fn a_restart_inside_the_scale_down_window_does_not_scale_down_early() {
     let window: u64 = 12;
     let (cluster, sim) = seed(short_scale_down(window as u32)).await;
-    let operator = Operator::start(&cluster, "first", &[]);
+    let operator = Operator::start(&cluster, "first", &[ALLOW_INLINE]);
     at(&sim, 600.0).await;
     cluster.wait_replicas(5).await;
 
@@ -425,7 +425,7 @@ async fn a_restart_inside_the_scale_down_window_does_not_scale_down_early() {
     let low_seen = Instant::now();
     operator.kill(); // a crash, not a clean stop
 
-    let _second = Operator::start(&cluster, "second", &[]);
+    let _second = Operator::start(&cluster, "second", &[ALLOW_INLINE]);
     cluster.wait_replicas(1).await;
     let waited = low_seen.elapsed();
     // Status times are whole seconds, so the window may end up to a second early; the rest of
@@ -446,7 +446,7 @@ async fn a_restart_inside_the_scale_down_window_does_not_scale_down_early() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_watches_and_an_expired_resource_version_still_converge() {
     let (cluster, sim) = seed(json!({})).await;
-    let operator = Operator::start(&cluster, "operator", &[]);
+    let operator = Operator::start(&cluster, "operator", &[ALLOW_INLINE]);
     at(&sim, 600.0).await;
     cluster.wait_replicas(5).await;
 
@@ -488,6 +488,7 @@ async fn dropped_watches_and_an_expired_resource_version_still_converge() {
 async fn with_leader_election_exactly_one_replica_writes_and_a_standby_takes_over() {
     let (cluster, sim) = seed(json!({})).await;
     let args = [
+        ALLOW_INLINE,
         "--leader-election",
         "--lease-namespace",
         "default",
@@ -560,7 +561,7 @@ async fn with_leader_election_exactly_one_replica_writes_and_a_standby_takes_ove
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paused_autoscalers_read_but_never_scale() {
     let (cluster, sim) = seed(json!({"paused": true})).await;
-    let _operator = Operator::start(&cluster, "operator", &[]);
+    let _operator = Operator::start(&cluster, "operator", &[ALLOW_INLINE]);
     at(&sim, 600.0).await;
     let message = cluster.wait_reason("ScalingActive", "Paused").await;
     assert!(message.contains("paused"), "{message}");
@@ -597,7 +598,12 @@ async fn rbac_grants_exactly_what_the_operator_uses_and_telemetry_reports_it() {
     let operator = Operator::start(
         &cluster,
         "operator",
-        &["--leader-election", "--lease-namespace", "avi-autoscaler"],
+        &[
+            ALLOW_INLINE,
+            "--leader-election",
+            "--lease-namespace",
+            "avi-autoscaler",
+        ],
     );
 
     // Health: alive at once, ready once the watch has listed (it logs that after /readyz

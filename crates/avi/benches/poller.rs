@@ -71,6 +71,7 @@ async fn setup() -> Setup {
             extra_ca_pem: Some(sim.ca_pem().as_bytes().to_vec()),
         },
         timeout: Duration::from_secs(30),
+        pinned_addresses: Default::default(),
     };
     let queries = (0..AUTOSCALERS)
         .map(|i| MetricQuery {

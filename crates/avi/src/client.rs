@@ -117,7 +117,12 @@ impl Connection {
             return Err(Error::new(Kind::Config).with_detail("no endpoint configured"));
         }
         let tls = tls::client_config(&key.tls)?;
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        for (host, addrs) in &key.pinned_addresses {
+            let addrs: Vec<_> = addrs.iter().copied().collect();
+            builder = builder.resolve_to_addrs(host, &addrs);
+        }
+        let http = builder
             .tls_backend_preconfigured(tls)
             .timeout(key.timeout)
             .connect_timeout(key.timeout)
@@ -453,29 +458,42 @@ async fn read_reply(
     })
 }
 
-/// An error for an HTTP status, with the controller's own message when its body is the
-/// usual `{"error": "..."}` (or short text).
+/// An error for an HTTP status, with the controller's own message when the body is an Avi
+/// error: JSON with a string `error` or `detail`, or (from the login page only) a line of
+/// plain text. Any other body is left out, so the error says only the status and the URL: a
+/// connection pointed at some other service must not copy that service's answer into status
+/// or Events.
 pub(crate) fn status_error(kind: Kind, reply: &Reply) -> Error {
     let mut e = Error::new(kind)
         .with_endpoint(&reply.url)
         .with_status(reply.status);
-    if let Some(msg) = avi_message(&reply.body) {
+    let login = reply.url.path().ends_with("/login");
+    if let Some(msg) = avi_message(&reply.body, login) {
         e = e.with_detail(msg);
     }
     e
 }
 
-fn avi_message(body: &[u8]) -> Option<String> {
+/// The controller's message in an error body, if the body is an Avi error. `login` allows the
+/// login page's plain-text answers (Django's "CSRF token missing or incorrect.").
+fn avi_message(body: &[u8], login: bool) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct AviError {
-        error: String,
+        error: Option<String>,
+        detail: Option<String>,
     }
     if let Ok(e) = serde_json::from_slice::<AviError>(body) {
-        return Some(e.error);
+        return e.error.or(e.detail).filter(|m| !m.trim().is_empty());
+    }
+    if !login {
+        return None;
     }
     let text = std::str::from_utf8(body).ok()?.trim();
-    let first = text.lines().next()?.trim();
-    (!first.is_empty() && !first.starts_with('<')).then(|| first.to_owned())
+    let mut lines = text.lines();
+    let first = lines.next()?.trim();
+    // One short line of text, not a page: the login page answers refusals with a sentence.
+    let one_line = lines.all(|l| l.trim().is_empty());
+    (one_line && !first.is_empty() && !first.starts_with(['<', '{', '['])).then(|| first.to_owned())
 }
 
 /// The metric ids a controller offers, per entity type (`GET /api/analytics/metric_id`).
@@ -668,15 +686,70 @@ mod tests {
     #[test]
     fn avi_error_bodies_are_read() {
         assert_eq!(
-            avi_message(br#"{"error": "Invalid credentials"}"#).as_deref(),
+            avi_message(br#"{"error": "Invalid credentials"}"#, false).as_deref(),
             Some("Invalid credentials")
         );
         assert_eq!(
-            avi_message(b"CSRF token missing or incorrect.\n").as_deref(),
+            avi_message(
+                br#"{"detail": "Authentication credentials were not provided."}"#,
+                false
+            )
+            .as_deref(),
+            Some("Authentication credentials were not provided.")
+        );
+        assert_eq!(
+            avi_message(b"CSRF token missing or incorrect.\n", true).as_deref(),
             Some("CSRF token missing or incorrect.")
         );
-        assert_eq!(avi_message(b"<html><body>502</body></html>"), None);
-        assert_eq!(avi_message(b""), None);
+        assert_eq!(avi_message(b"<html><body>502</body></html>", true), None);
+        assert_eq!(avi_message(b"", false), None);
+    }
+
+    fn reply(url: &str, status: u16, body: &'static [u8]) -> Reply {
+        Reply {
+            status: StatusCode::from_u16(status).unwrap(),
+            body: Bytes::from_static(body),
+            url: url.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn other_services_bodies_never_reach_the_message() {
+        let cases: [(&str, &[u8]); 5] = [
+            (
+                "https://10.0.0.5/api/analytics/metric_id",
+                b"secret-token-123\n",
+            ),
+            (
+                "https://10.0.0.5/api/analytics/metric_id",
+                b"<html><title>secret-token-123</title></html>",
+            ),
+            (
+                "https://10.0.0.5/api/analytics/metric_id",
+                br#"{"token": "secret-token-123", "status": "ok"}"#,
+            ),
+            (
+                "https://10.0.0.5/login",
+                b"<!doctype html>\n<p>secret-token-123</p>",
+            ),
+            ("https://10.0.0.5/login", b"secret-token-123\nline two\n"),
+        ];
+        for (url, body) in cases {
+            let e = status_error(Kind::BadResponse, &reply(url, 404, body));
+            let text = format!("{e} {e:?}");
+            assert!(!text.contains("secret-token-123"), "{text}");
+            assert!(text.contains("HTTP 404"), "{text}");
+            assert!(text.contains(url), "{text}");
+        }
+        let avi = status_error(
+            Kind::Unauthorized,
+            &reply(
+                "https://10.0.0.5/login",
+                401,
+                br#"{"error": "Invalid credentials"}"#,
+            ),
+        );
+        assert!(avi.to_string().ends_with(": Invalid credentials"), "{avi}");
     }
 
     #[test]
@@ -688,6 +761,7 @@ mod tests {
             api_version: None,
             tls: Default::default(),
             timeout: Duration::from_secs(1),
+            pinned_addresses: Default::default(),
         };
         let policy = RetryPolicy {
             retries: 3,

@@ -1,6 +1,11 @@
 //! How to reach and authenticate to one Avi controller.
 
-use std::{fmt, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt,
+    net::SocketAddr,
+    time::Duration,
+};
 
 use api::AuthMode;
 use url::Url;
@@ -29,6 +34,11 @@ pub struct ConnectionConfig {
     pub tls: TlsConfig,
     /// Timeout of each request (connect, send and read the whole answer).
     pub timeout: Duration,
+    /// Addresses to connect to instead of resolving a host name, by host name (the ports are
+    /// taken from the endpoints). Set by a caller that checked where the names resolve, so the
+    /// connection goes to the addresses it checked and not to a later, different DNS answer.
+    /// Empty: names are resolved when connecting.
+    pub pinned_addresses: BTreeMap<String, BTreeSet<SocketAddr>>,
 }
 
 impl ConnectionConfig {
@@ -71,6 +81,7 @@ impl ConnectionConfig {
                 extra_ca_pem,
             },
             timeout: Duration::from_secs(timeout),
+            pinned_addresses: BTreeMap::new(),
         })
     }
 }
@@ -145,6 +156,7 @@ pub(crate) struct ConnectionKey {
     pub api_version: Option<String>,
     pub tls: TlsConfig,
     pub timeout: Duration,
+    pub pinned_addresses: BTreeMap<String, BTreeSet<SocketAddr>>,
 }
 
 impl From<&ConnectionConfig> for ConnectionKey {
@@ -156,6 +168,7 @@ impl From<&ConnectionConfig> for ConnectionKey {
             api_version: c.api_version.clone(),
             tls: c.tls.clone(),
             timeout: c.timeout,
+            pinned_addresses: c.pinned_addresses.clone(),
         }
     }
 }

@@ -5,8 +5,10 @@
 //! error as `source()`. Transport failures are classified by walking the `source()` chain for
 //! rustls and I/O errors, never by matching message text. Nothing in it can carry a password,
 //! a session cookie or an `Authorization` header: endpoints are stored without user info or
-//! query, and the only text taken from a response is the `error` field of the controller's
-//! JSON error body, cut short.
+//! query, and the only text taken from a response is the controller's own error message (the
+//! `error` or `detail` field of its JSON error body, or the login page's one-line answer), cut
+//! short; any other body is summarised by its HTTP status, so that a connection pointed at
+//! another service cannot read that service's answers back through status or Events.
 
 use std::{error::Error as StdError, fmt, sync::Arc};
 

@@ -17,6 +17,7 @@
 //!     api_version: Some("22.1.3".into()),
 //!     tls: TlsConfig::default(),
 //!     timeout: Duration::from_secs(10),
+//!     pinned_addresses: Default::default(),
 //! };
 //! let query = MetricQuery {
 //!     entity_type: api::EntityType::Pool,

@@ -66,6 +66,7 @@ fn conn(sim: &RunningSim, auth_mode: AuthMode) -> ConnectionConfig {
             extra_ca_pem: Some(sim.ca_pem().as_bytes().to_vec()),
         },
         timeout: Duration::from_secs(5),
+        pinned_addresses: Default::default(),
     }
 }
 
@@ -556,4 +557,28 @@ async fn realtime_and_virtual_service_metrics() {
         1
     );
     sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn pinned_addresses_are_connected_to_instead_of_resolving_the_name() {
+    let sim = start(scenario(0), 1).await;
+    let poller = Poller::new(settings());
+    let addr = sim.addrs()[0];
+    // A name no resolver knows (RFC 6761 `.invalid`); certificates are not checked, so only the
+    // address decides whether the connection reaches avi-sim.
+    let mut c = conn(&sim, AuthMode::Basic);
+    c.endpoints = vec![
+        format!("https://avi.pinned.invalid:{}", addr.port())
+            .parse()
+            .unwrap(),
+    ];
+    c.tls = TlsConfig {
+        insecure_skip_verify: true,
+        extra_ca_pem: None,
+    };
+    let unpinned = one(&poller, &c, pool("web")).await.unwrap_err();
+    assert!(unpinned.is_unreachable(), "{unpinned:?}");
+    c.pinned_addresses = [("avi.pinned.invalid".to_owned(), [addr].into())].into();
+    let sample = one(&poller, &c, pool("web")).await.expect("a value");
+    assert_eq!(sample.series, 2);
 }

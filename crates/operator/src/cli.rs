@@ -157,6 +157,29 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
 
+    /// Allow AviAutoscalers with an inline `spec.controller` (namespace self-service). Off by
+    /// default: such autoscalers get InlineControllerNotAllowed and nothing is read or
+    /// requested for them. When on, their Secrets must carry the label
+    /// `autoscaling.avi.dev/credentials: "true"`.
+    #[arg(long, env = "AVI_AUTOSCALER_ALLOW_INLINE_CONTROLLERS")]
+    pub allow_inline_controllers: bool,
+
+    /// Where inline connections may go (repeat the flag or separate with commas): a host name
+    /// (`avi.example.com`), `*.domain`, or a CIDR (`10.0.0.0/8`, `fd00::/8`). Host names that
+    /// no name pattern matches are resolved, and every address must lie in a CIDR. Any
+    /// endpoint when omitted.
+    #[arg(
+        long = "allowed-endpoints",
+        value_name = "PATTERN",
+        value_delimiter = ',',
+        env = "AVI_AUTOSCALER_ALLOWED_ENDPOINTS"
+    )]
+    pub allowed_endpoints: Vec<crate::inline::EndpointPattern>,
+
+    /// Allow `tls.insecureSkipVerify: true` on inline connections.
+    #[arg(long, env = "AVI_AUTOSCALER_ALLOW_INSECURE_INLINE")]
+    pub allow_insecure_inline: bool,
+
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "AVI_AUTOSCALER_LOG_FORMAT")]
     pub log_format: LogFormat,

@@ -1,7 +1,11 @@
 //! The Avi connection of an AviAutoscaler, built from `spec.controller` and its Secrets.
 //!
 //! Secrets are read only from the AviAutoscaler's own namespace, with `get` (never list or
-//! watch: the operator needs no cluster-wide view of Secrets). Each Secret is cached for
+//! watch: the operator needs no cluster-wide view of Secrets). Only a Secret labelled
+//! [`CREDENTIALS_LABEL`]` = "true"` is used: its metadata is read first (a
+//! PartialObjectMetadata `get`, which carries no data), and its data only when the label is
+//! there, so pointing an inline connection at another Secret reveals nothing of it. Each
+//! usable Secret is cached for
 //! [`SECRET_TTL`], so a thousand autoscalers sharing one Secret cost one read per TTL; a changed
 //! Secret is picked up within the TTL, and at once after the controller refuses the
 //! credentials (the cache entry is dropped on an auth failure).
@@ -14,6 +18,9 @@ use k8s_openapi::{ByteString, api::core::v1::Secret};
 use kube::{Api, Client};
 
 use crate::ttl_cache::TtlCache;
+
+/// The label a Secret needs before an inline connection may use it.
+pub const CREDENTIALS_LABEL: &str = "autoscaling.avi.dev/credentials";
 
 /// How long a Secret read is reused.
 pub const SECRET_TTL: Duration = Duration::from_secs(30);
@@ -38,6 +45,16 @@ pub enum ConnectionError {
         name: String,
         /// The missing key.
         key: String,
+    },
+    /// The Secret lacks the [`CREDENTIALS_LABEL`] label (its data was not read).
+    #[error(
+        "Secret {namespace}/{name} is not labelled {CREDENTIALS_LABEL}=\"true\", so it may not be used by an inline connection"
+    )]
+    SecretNotAllowed {
+        /// Namespace of the Secret.
+        namespace: String,
+        /// Name of the Secret.
+        name: String,
     },
     /// The operator may not read the Secret (the API server answered 403).
     #[error("reading Secret {namespace}/{name} is forbidden")]
@@ -75,6 +92,7 @@ impl ConnectionError {
                 api::Reason::SecretNotFound
             }
             ConnectionError::SecretForbidden { .. } => api::Reason::SecretForbidden,
+            ConnectionError::SecretNotAllowed { .. } => api::Reason::SecretNotAllowed,
             ConnectionError::Read { .. } => api::Reason::SecretNotFound,
             ConnectionError::Config(_) => api::Reason::InvalidSpec,
         }
@@ -123,17 +141,37 @@ impl Connections {
             return Ok(data);
         }
         let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let not_found = || ConnectionError::SecretNotFound {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        };
+        let not_allowed = || ConnectionError::SecretNotAllowed {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        };
+        // The label is checked on the metadata alone, so an unlabelled Secret's data is never
+        // transferred.
+        let meta = api
+            .get_metadata_opt(name)
+            .await
+            .map_err(|source| ConnectionError::read(namespace, name, source))?;
+        let Some(meta) = meta else {
+            return Err(not_found());
+        };
+        if !is_labelled(meta.metadata.labels.as_ref()) {
+            return Err(not_allowed());
+        }
         let secret = api
             .get_opt(name)
             .await
             .map_err(|source| ConnectionError::read(namespace, name, source))?;
         let Some(secret) = secret else {
-            self.forget(namespace, name);
-            return Err(ConnectionError::SecretNotFound {
-                namespace: namespace.to_owned(),
-                name: name.to_owned(),
-            });
+            return Err(not_found());
         };
+        // The label may have been removed between the two reads.
+        if !is_labelled(secret.metadata.labels.as_ref()) {
+            return Err(not_allowed());
+        }
         let data = secret.data.unwrap_or_default();
         self.secrets.insert(key, data.clone());
         Ok(data)
@@ -200,6 +238,13 @@ impl Connections {
     }
 }
 
+/// Whether a Secret's labels carry [`CREDENTIALS_LABEL`]` = "true"`.
+fn is_labelled(labels: Option<&BTreeMap<String, String>>) -> bool {
+    labels
+        .and_then(|l| l.get(CREDENTIALS_LABEL))
+        .is_some_and(|v| v == "true")
+}
+
 #[cfg(test)]
 mod tests {
     use kube::core::Status;
@@ -219,6 +264,22 @@ mod tests {
         );
         assert_eq!(e.reason(), api::Reason::SecretForbidden);
         assert_eq!(e.to_string(), "reading Secret ns/avi is forbidden");
+    }
+
+    #[test]
+    fn only_the_exact_label_value_allows_a_secret() {
+        let labels = |v: &str| BTreeMap::from([(CREDENTIALS_LABEL.to_owned(), v.to_owned())]);
+        assert!(is_labelled(Some(&labels("true"))));
+        assert!(!is_labelled(Some(&labels("True"))));
+        assert!(!is_labelled(Some(&labels(""))));
+        assert!(!is_labelled(Some(&BTreeMap::new())));
+        assert!(!is_labelled(None));
+        let e = ConnectionError::SecretNotAllowed {
+            namespace: "ns".into(),
+            name: "avi".into(),
+        };
+        assert_eq!(e.reason(), api::Reason::SecretNotAllowed);
+        assert!(e.to_string().contains(CREDENTIALS_LABEL), "{e}");
     }
 
     #[test]

@@ -27,6 +27,7 @@ use tracing::{debug, info, instrument, warn};
 use crate::{
     connection::Connections,
     events::Events,
+    inline::InlinePolicy,
     leader::Leadership,
     target::Targets,
     telemetry::{Metrics, ObjectLabels, ReconcileResult},
@@ -50,6 +51,8 @@ pub struct Context {
     pub poller: avi::Poller,
     /// Connections built from Secrets.
     pub connections: Connections,
+    /// What inline connections may do.
+    pub inline: InlinePolicy,
     /// Scale targets.
     pub targets: Targets,
     /// Event publisher.
@@ -135,8 +138,23 @@ async fn fetch_samples(
             return vec![Err(failure); n];
         }
     };
+    // The policy first: a refused connection reads no Secret and calls no endpoint.
+    let pinned = match ctx.inline.check(inline).await {
+        Ok(pinned) => pinned,
+        Err(e) => {
+            let failure = scaling::Failure {
+                reason: e.reason(),
+                message: e.to_string(),
+            };
+            return vec![Err(failure); n];
+        }
+    };
     let conn = match ctx.connections.build(namespace, inline).await {
-        Ok(c) => c,
+        Ok(mut c) => {
+            // The connection goes to the addresses the policy checked, whatever DNS says later.
+            c.pinned_addresses = pinned;
+            c
+        }
         Err(e) => {
             let failure = scaling::Failure {
                 reason: e.reason(),

@@ -11,6 +11,7 @@ mod connection;
 mod controller;
 mod events;
 mod identity;
+mod inline;
 mod leader;
 mod readiness;
 mod run;

@@ -26,6 +26,7 @@ use crate::{
     controller::{self, Context},
     events::Events,
     identity,
+    inline::InlinePolicy,
     leader::{Election, Leadership, LeaseSettings},
     readiness::Readiness,
     shutdown::{Shutdown, ShutdownSignal},
@@ -99,6 +100,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         health = %bound.health,
         namespaces = ?args.namespaces,
         leader_election = args.leader_election,
+        inline_controllers = args.allow_inline_controllers,
         "avi-autoscaler running"
     );
     shutdown.on_signal().await;
@@ -157,6 +159,11 @@ fn context(
         client: client.clone(),
         poller,
         connections: Connections::new(client.clone()),
+        inline: InlinePolicy {
+            allowed: args.allow_inline_controllers,
+            endpoints: args.allowed_endpoints.clone(),
+            allow_insecure: args.allow_insecure_inline,
+        },
         targets: Targets::new(client.clone()),
         events: Events::new(client.clone(), REPORTING_CONTROLLER, Some(args.identity())),
         metrics: metrics.clone(),

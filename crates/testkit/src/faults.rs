@@ -337,6 +337,20 @@ impl RequestRecord {
             .map(|(_, v)| v.into_owned())
     }
 
+    /// Whether the client asked for metadata only (`Accept: …;as=PartialObjectMetadata` or
+    /// `…List`): the answer then carried no `data`, `spec` or `status`.
+    pub fn metadata_only(&self) -> bool {
+        self.accept.as_deref().is_some_and(|a| {
+            a.split(',').all(|range| {
+                let params: Vec<&str> = range.split(';').map(str::trim).collect();
+                params
+                    .iter()
+                    .any(|p| p.starts_with("as=PartialObjectMetadata"))
+                    && params.contains(&"g=meta.k8s.io")
+            })
+        })
+    }
+
     /// The body parsed as JSON (or YAML, for apply patches).
     pub fn body_json(&self) -> Option<Value> {
         serde_json::from_str(&self.body)
@@ -436,6 +450,46 @@ mod tests {
             client: None,
             user_agent: "kube-rs",
         }
+    }
+
+    #[test]
+    fn metadata_only_reads_are_told_apart() {
+        let record = |accept: Option<&str>| RequestRecord {
+            seq: 1,
+            time: String::new(),
+            method: "GET".into(),
+            path: "/api/v1/namespaces/a/secrets/b".into(),
+            query: String::new(),
+            content_type: None,
+            accept: accept.map(str::to_owned),
+            user_agent: None,
+            client: None,
+            body: String::new(),
+            status: 200,
+            watch: false,
+            injected: false,
+        };
+        assert!(
+            record(Some(
+                "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+            ))
+            .metadata_only()
+        );
+        assert!(
+            record(Some(
+                "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+            ))
+            .metadata_only()
+        );
+        assert!(!record(None).metadata_only());
+        assert!(!record(Some("application/json")).metadata_only());
+        // A fallback to the full object in the same Accept may be answered with it.
+        assert!(
+            !record(Some(
+                "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
+            ))
+            .metadata_only()
+        );
     }
 
     #[test]

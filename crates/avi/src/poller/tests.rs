@@ -157,6 +157,7 @@ fn conn() -> ConnectionConfig {
         api_version: None,
         tls: TlsConfig::default(),
         timeout: Duration::from_secs(10),
+        pinned_addresses: Default::default(),
     }
 }
 
