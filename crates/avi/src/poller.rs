@@ -229,6 +229,15 @@ impl Poller {
             .await
     }
 
+    /// Drops what nobody asks for any more: (entity, metric) pairs not asked for two of their
+    /// periods, with their cached answers, batches left without pairs, and connections idle
+    /// for [`PollerSettings::idle_connection_ttl`]. Without it each is dropped only when its
+    /// batch runs again or another connection is made; the operator calls it periodically,
+    /// so deleted autoscalers leave nothing behind.
+    pub fn forget_unused(&self) {
+        self.core.forget_unused()
+    }
+
     /// Cumulative counters since the poller was created.
     pub fn stats(&self) -> PollerStats {
         self.core.stats.snapshot()
@@ -409,6 +418,34 @@ impl<T: Transport> Core<T> {
             },
         );
         Ok((id, conn, waiting))
+    }
+
+    /// See [`Poller::forget_unused`].
+    pub(crate) fn forget_unused(&self) {
+        let now = Instant::now();
+        let tick = self.settings.cache_ttl;
+        let interest = self.settings.interest_ttl;
+        let ttl = self.settings.idle_connection_ttl;
+        let live: Vec<u64> = {
+            let mut conns = self.connections.lock().expect("connections lock poisoned");
+            conns.retain(|_, slot| slot.conn.idle_for() < ttl);
+            conns.values().map(|s| s.id).collect()
+        };
+        self.batches
+            .lock()
+            .expect("batches lock poisoned")
+            .retain(|k, state| {
+                state.entries.retain(|_, e| {
+                    matches!(e.state, EntryState::Pending(_)) || !e.is_dead(now, tick, interest)
+                });
+                // A batch on its way keeps its state: its callers wait for the answer.
+                state.pending.is_some() || (live.contains(&k.conn) && !state.entries.is_empty())
+            });
+    }
+
+    #[cfg(test)]
+    fn batch_count(&self) -> usize {
+        self.batches.lock().expect("batches lock poisoned").len()
     }
 
     /// `max_age` (at most the cache TTL): how old a cached answer may be to serve this call.

@@ -147,6 +147,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
 
+    /// The largest answer read from an Avi controller, in bytes. A larger one is dropped while
+    /// it streams in, and its autoscalers report `AviResponseTooLarge`.
+    #[arg(long, value_name = "N", default_value_t = 8 << 20, value_parser = clap::value_parser!(u64).range(1024..), env = "AVI_AUTOSCALER_AVI_MAX_RESPONSE_BYTES")]
+    pub avi_max_response_bytes: u64,
+
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "AVI_AUTOSCALER_LOG_FORMAT")]
     pub log_format: LogFormat,

@@ -38,6 +38,10 @@ pub const FIELD_MANAGER: &str = "avi-autoscaler";
 pub const MIN_BACKOFF: Duration = Duration::from_secs(1);
 /// …doubling up to this cap.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// A reconcile turned away because enough others already wait on the same Avi controller
+/// (see `avi::PollerSettings::max_waiting_per_connection`) tries again after this long: by
+/// then the answer it asked for is usually cached.
+pub const DEFERRED_RETRY: Duration = Duration::from_millis(250);
 /// An invalid spec is looked at again after this long even without a change (the schema may
 /// have been bypassed by a stored object that a newer operator version reads differently).
 pub const INVALID_SPEC_RECHECK: Duration = Duration::from_secs(600);
@@ -118,12 +122,13 @@ fn queries(spec: &ResolvedSpec) -> Vec<avi::MetricQuery> {
         .collect()
 }
 
-/// Reads the metrics of `spec`: one result per metric.
+/// Reads the metrics of `spec`: one result per metric, or `None` when the Avi controller
+/// already has its share of waiting reconciles (try again in [`DEFERRED_RETRY`]).
 async fn fetch_samples(
     ctx: &Context,
     namespace: &str,
     spec: &ResolvedSpec,
-) -> Vec<Result<scaling::Sample, scaling::Failure>> {
+) -> Option<Vec<Result<scaling::Sample, scaling::Failure>>> {
     let n = spec.metrics.len();
     let conn = match ctx.connections.build(namespace, &spec.controller).await {
         Ok(c) => c,
@@ -132,15 +137,22 @@ async fn fetch_samples(
                 reason: e.reason(),
                 message: present::error_chain(&e),
             };
-            return vec![Err(failure); n];
+            return Some(vec![Err(failure); n]);
         }
     };
     // Half the polling interval: never an answer that was already there at the previous poll.
+    // The whole fetch ends within the interval, so the next poll is never late for it.
     let max_age = spec.polling_interval / 2;
     let results = ctx
         .poller
-        .fetch_within(&conn, &queries(spec), max_age)
+        .fetch_within_deadline(&conn, &queries(spec), max_age, spec.polling_interval)
         .await;
+    if results
+        .iter()
+        .any(|r| r.as_ref().is_err_and(avi::Error::is_busy))
+    {
+        return None;
+    }
     if results
         .iter()
         .any(|r| r.as_ref().is_err_and(avi::Error::is_unauthorized))
@@ -148,7 +160,7 @@ async fn fetch_samples(
         // The Secret may have been fixed since it was cached.
         ctx.connections.forget_for(namespace, &spec.controller);
     }
-    results
+    let samples = results
         .into_iter()
         .map(|r| match r {
             Ok(s) => Ok(scaling::Sample {
@@ -161,7 +173,8 @@ async fn fetch_samples(
                 message: present::error_chain(&e),
             }),
         })
-        .collect()
+        .collect();
+    Some(samples)
 }
 
 /// Reconciles one AviAutoscaler.
@@ -216,7 +229,13 @@ async fn reconcile_inner(
     // freshest replica count). A spec that cannot be used reads no metric; its target is still
     // read, so status shows the replica count that is held.
     let samples = match &spec {
-        Ok(spec) => fetch_samples(ctx, &namespace, spec).await,
+        Ok(spec) => match fetch_samples(ctx, &namespace, spec).await {
+            Some(samples) => samples,
+            None => {
+                debug!("the Avi controller is busy with other reconciles: deferring");
+                return Ok((Action::requeue(DEFERRED_RETRY), ReconcileResult::Deferred));
+            }
+        },
         Err(_) => Vec::new(),
     };
     let target_ref = match &spec {

@@ -637,3 +637,22 @@ async fn callers_beyond_the_waiting_limit_are_turned_away_at_once() {
     assert_eq!(again[0].as_ref().unwrap().value, 3.0);
     assert_eq!(fake.request_count(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn state_nobody_asks_for_is_forgotten() {
+    let fake = Fake::default();
+    fake.set("web", OPEN, &[3.0]);
+    let core = core(
+        &fake,
+        PollerSettings {
+            interest_ttl: Duration::from_secs(60),
+            ..settings(50)
+        },
+    );
+    core.fetch(&conn(), &[pool("web", OPEN)], TICK).await;
+    core.forget_unused();
+    assert_eq!(core.batch_count(), 1, "a pair asked a moment ago is kept");
+    tokio::time::advance(Duration::from_secs(61) + TICK).await;
+    core.forget_unused();
+    assert_eq!(core.batch_count(), 0, "the pair's interest ran out");
+}
