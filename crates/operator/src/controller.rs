@@ -66,6 +66,25 @@ pub struct Context {
     pub failures: Mutex<HashMap<ObjectRef<AviAutoscaler>, u32>>,
 }
 
+impl Context {
+    /// Drops what the process keeps about a deleted AviAutoscaler: its metric series, its
+    /// event recorder and its backoff entry. (A periodic sweep in `run` catches deletions a
+    /// watch missed; cached Secrets are shared, so only that sweep drops them.)
+    pub fn forget(&self, obj: &AviAutoscaler) {
+        let namespace = obj.namespace().unwrap_or_default();
+        let name = obj.name_any();
+        self.metrics
+            .retain_objects(|ns, n| !(ns == namespace && n == name));
+        if let Some(uid) = obj.uid() {
+            self.events.retain_objects(|u| u != uid);
+        }
+        self.failures
+            .lock()
+            .expect("backoff lock poisoned")
+            .remove(&ObjectRef::from(obj));
+    }
+}
+
 /// A reconcile that could not complete.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

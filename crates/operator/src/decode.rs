@@ -75,10 +75,14 @@ impl Decoder {
                         .remove(&uid);
                 }
                 let previous = self.previous(&obj);
-                match obj.try_parse::<AviAutoscaler>() {
-                    Ok(typed) => Some(E::Delete(typed)),
-                    Err(_) => previous.map(E::Delete),
+                let deleted = match obj.try_parse::<AviAutoscaler>() {
+                    Ok(typed) => Some(typed),
+                    Err(_) => previous,
+                };
+                if let Some(deleted) = &deleted {
+                    self.ctx.forget(deleted);
                 }
+                deleted.map(E::Delete)
             }
         }
     }

@@ -50,14 +50,8 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
 
     /// How many entries are held (expired ones included until the next `retain`).
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub fn entry_count(&self) -> usize {
         self.entries.lock().expect("cache lock poisoned").len()
-    }
-
-    /// Whether no entry is held.
-    #[cfg(test)]
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Forgets `key`, so the next caller reads afresh.
@@ -96,10 +90,10 @@ mod tests {
         cache.insert("b", 2);
         cache.insert("c", 3);
         cache.retain(|k| *k != "c");
-        assert_eq!(cache.len(), 2);
+        assert_eq!(cache.entry_count(), 2);
         tokio::time::advance(Duration::from_secs(10)).await;
         cache.retain(|_| true);
-        assert_eq!(cache.len(), 1, "the expired entry is dropped");
+        assert_eq!(cache.entry_count(), 1, "the expired entry is dropped");
         assert_eq!(cache.get(&"b"), Some(2));
     }
 
