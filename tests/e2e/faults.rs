@@ -27,7 +27,11 @@ async fn seed(cluster: &Cluster, spec: Value) -> RunningSim {
 }
 
 /// Polls `condition` every 50 ms until it holds, failing after `within` with `what`.
-async fn poll_until<T>(what: &str, within: Duration, mut condition: impl FnMut() -> Option<T>) -> T {
+async fn poll_until<T>(
+    what: &str,
+    within: Duration,
+    mut condition: impl FnMut() -> Option<T>,
+) -> T {
     let deadline = Instant::now() + within;
     loop {
         if let Some(v) = condition() {
@@ -126,7 +130,11 @@ async fn a_huge_body_is_cut_at_the_limit_and_memory_stays_bounded() {
         peak < RSS_LIMIT_KIB,
         "peak RSS {peak} KiB while the controller streamed 1 GiB answers"
     );
-    assert_eq!(cluster.replicas(), Some(1), "nothing is scaled on part of an answer");
+    assert_eq!(
+        cluster.replicas(),
+        Some(1),
+        "nothing is scaled on part of an answer"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -155,7 +163,10 @@ async fn a_blackholed_controller_does_not_delay_a_healthy_one() {
 
     // The healthy controller's load steps up: its autoscaler reacts within one interval + 1 s.
     let step = Instant::now();
-    sim.handle().set_elapsed(300.0).await.expect("the clock moves");
+    sim.handle()
+        .set_elapsed(300.0)
+        .await
+        .expect("the clock moves");
     cluster.wait_replicas(4).await;
     let reaction = step.elapsed();
     eprintln!("blackhole: the healthy autoscaler reacted in {reaction:?}");
@@ -235,7 +246,10 @@ async fn an_undecodable_object_is_reported_and_the_others_keep_scaling() {
         })
         .await;
     // They keep scaling: the load steps up and the Deployment follows.
-    sim.handle().set_elapsed(300.0).await.expect("the clock moves");
+    sim.handle()
+        .set_elapsed(300.0)
+        .await
+        .expect("the clock moves");
     cluster.wait_replicas(4).await;
 }
 
@@ -279,7 +293,11 @@ async fn deleting_a_thousand_objects_leaves_nothing_behind() {
         let busy = series(&operator).await;
         assert!(busy > idle_series + 1000, "{busy} series with 1000 objects");
         for name in &names {
-            cluster.kube.store().delete(&aas_ref(name)).expect("deleted");
+            cluster
+                .kube
+                .store()
+                .delete(&aas_ref(name))
+                .expect("deleted");
         }
         let deadline = Instant::now() + e2e::DEADLINE;
         let mut now_series = series(&operator).await;

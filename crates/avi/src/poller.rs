@@ -755,7 +755,7 @@ fn read(answer: &Answer, q: &MetricQuery) -> Result<Sample, Error> {
 
 fn late(deadline: Duration) -> Error {
     Error::new(Kind::Timeout).with_detail(format!(
-        "no answer within the fetch's deadline of {:.1}s",
+        "timed out: no answer within the fetch's deadline of {:.1}s",
         deadline.as_secs_f64()
     ))
 }

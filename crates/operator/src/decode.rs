@@ -32,6 +32,14 @@ pub fn api_resource() -> ApiResource {
     ApiResource::erase::<AviAutoscaler>(&())
 }
 
+/// What one raw object decoded to.
+enum Decoded {
+    /// The typed object.
+    Object(AviAutoscaler),
+    /// It does not decode (already reported); the version decoded before, if any.
+    Undecodable { previous: Option<AviAutoscaler> },
+}
+
 /// Decodes the events of one raw watch into typed ones.
 pub struct Decoder {
     ctx: Arc<Context>,
@@ -62,10 +70,13 @@ impl Decoder {
         match event {
             E::Init => Some(E::Init),
             E::InitDone => Some(E::InitDone),
-            E::InitApply(obj) => self.decode(obj).ok().map(E::InitApply),
+            E::InitApply(obj) => match self.decode(obj) {
+                Decoded::Object(typed) => Some(E::InitApply(typed)),
+                Decoded::Undecodable { .. } => None,
+            },
             E::Apply(obj) => match self.decode(obj) {
-                Ok(typed) => Some(E::Apply(typed)),
-                Err(previous) => previous.map(E::Delete),
+                Decoded::Object(typed) => Some(E::Apply(typed)),
+                Decoded::Undecodable { previous } => previous.map(E::Delete),
             },
             E::Delete(obj) => {
                 if let Some(uid) = obj.uid() {
@@ -89,7 +100,7 @@ impl Decoder {
 
     /// The decoded object, or (after reporting the failure) the previously decoded version
     /// of it, if any.
-    fn decode(&self, obj: DynamicObject) -> Result<AviAutoscaler, Option<AviAutoscaler>> {
+    fn decode(&self, obj: DynamicObject) -> Decoded {
         let previous = self.previous(&obj);
         match obj.clone().try_parse::<AviAutoscaler>() {
             Ok(typed) => {
@@ -99,7 +110,7 @@ impl Decoder {
                         .expect("decoder lock poisoned")
                         .remove(&uid);
                 }
-                Ok(typed)
+                Decoded::Object(typed)
             }
             Err(e) => {
                 let message = format!(
@@ -107,7 +118,7 @@ impl Decoder {
                     present::error_chain(&e)
                 );
                 self.report(obj, message);
-                Err(previous)
+                Decoded::Undecodable { previous }
             }
         }
     }
