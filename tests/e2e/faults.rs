@@ -175,13 +175,23 @@ async fn a_blackholed_controller_does_not_delay_a_healthy_one() {
         "the healthy autoscaler took {reaction:?} (interval {interval} s); logs: {:?}",
         operator.logs().iter().rev().take(20).collect::<Vec<_>>()
     );
-    let (status, body) = e2e::http_get(&operator.metrics_addr(), "/metrics").await;
-    assert_eq!(status, 200);
-    assert!(
-        body.lines()
-            .any(|l| l.starts_with("avi_autoscaler_avi_circuit_open{") && l.ends_with(" 1")),
-        "no open circuit in /metrics:\n{body}"
-    );
+    // The dead endpoint's breaker opens once a poll's retry rounds have all failed.
+    let deadline = Instant::now() + e2e::DEADLINE;
+    loop {
+        let (status, body) = e2e::http_get(&operator.metrics_addr(), "/metrics").await;
+        assert_eq!(status, 200);
+        if body
+            .lines()
+            .any(|l| l.starts_with("avi_autoscaler_avi_circuit_open{") && l.ends_with(" 1"))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no open circuit in /metrics:\n{body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     drop(blackhole);
 }
 
