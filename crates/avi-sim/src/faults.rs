@@ -27,6 +27,10 @@ pub enum FaultKind {
     Reset,
     /// Answer metric and inventory requests with an empty result.
     Empty,
+    /// Answer as usual, then keep streaming comment lines until the body is `bytes` long
+    /// (default 1 GiB), chunked, without a `Content-Length`. The padding is one shared chunk
+    /// sent again and again, so the simulator itself allocates almost nothing.
+    HugeBody,
     /// Expire every session (event).
     ExpireSessions,
     /// Take `node` down: its listener refuses connections and open connections are cut (event).
@@ -77,10 +81,16 @@ pub struct FaultSpec {
     /// (default 3 600 000). Real milliseconds, not simulated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_ms: Option<u64>,
+    /// `hugeBody`: the length of the whole body in bytes (default 1 GiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
 }
 
 /// Default time a hang holds a request: far past any client timeout.
 pub const DEFAULT_HANG_MS: u64 = 3_600_000;
+
+/// Default length of a `hugeBody` answer: 1 GiB, more than any operator's memory limit.
+pub const DEFAULT_HUGE_BODY_BYTES: u64 = 1 << 30;
 
 impl FaultSpec {
     /// A fault of `kind` with every option at its default.
@@ -95,6 +105,7 @@ impl FaultSpec {
             status: None,
             message: None,
             delay_ms: None,
+            bytes: None,
         }
     }
 
@@ -128,6 +139,12 @@ impl FaultSpec {
     /// Sets the delay (latency, hang).
     pub fn delay_ms(mut self, ms: u64) -> Self {
         self.delay_ms = Some(ms);
+        self
+    }
+
+    /// Sets the body length (huge body).
+    pub fn bytes(mut self, bytes: u64) -> Self {
+        self.bytes = Some(bytes);
         self
     }
 
@@ -174,6 +191,9 @@ impl FaultSpec {
                 );
             }
             _ => {}
+        }
+        if self.bytes.is_some() && self.kind != FaultKind::HugeBody {
+            return bad("bytes", "only a `hugeBody` fault takes bytes".into());
         }
         if let Some(p) = &self.path
             && !p.starts_with('/')
@@ -257,6 +277,8 @@ pub(crate) struct Triggered {
     pub truncated: bool,
     pub reset: bool,
     pub empty: bool,
+    /// The length to pad the body to.
+    pub huge_body: Option<u64>,
 }
 
 /// Installed faults, in the order they were added.
@@ -417,6 +439,9 @@ impl FaultBook {
                 FaultKind::Truncated => t.truncated = true,
                 FaultKind::Reset => t.reset = true,
                 FaultKind::Empty => t.empty = true,
+                FaultKind::HugeBody => {
+                    t.huge_body = Some(f.spec.bytes.unwrap_or(DEFAULT_HUGE_BODY_BYTES));
+                }
                 FaultKind::ExpireSessions | FaultKind::NodeDown | FaultKind::NodeUp => continue,
             }
             f.applied += 1;

@@ -183,7 +183,8 @@ impl Response {
     }
 }
 
-/// A response body: whole, or cut off half-way with the connection aborted.
+/// A response body: whole, cut off half-way with the connection aborted, or padded to a
+/// huge length.
 pub(crate) struct SimBody {
     data: Option<Bytes>,
     /// Declared length; when more than `data` holds, the body fails after sending `data`.
@@ -192,7 +193,12 @@ pub(crate) struct SimBody {
     /// Before failing, a pause: hyper flushes what it has (headers, half the body) while the
     /// body is pending, so the client sees a response that breaks off rather than none.
     pause: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Padding still to send after `data`, and the chunk it is sent in (shared, not copied).
+    padding: Option<(u64, Bytes)>,
 }
+
+/// One chunk of a huge body's padding: comment lines, valid Prometheus text.
+const PADDING_CHUNK: usize = 64 * 1024;
 
 /// How long a reset body waits between its half and the abort.
 const RESET_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
@@ -201,6 +207,21 @@ impl SimBody {
     pub fn full(data: Bytes) -> Self {
         Self {
             declared: data.len() as u64,
+            data: Some(data),
+            fail: false,
+            pause: None,
+            padding: None,
+        }
+    }
+
+    /// Sends `data`, then comment lines until `total` bytes were sent, with no declared length
+    /// (chunked): a client learns the size only by reading.
+    pub fn huge(data: Bytes, total: u64) -> Self {
+        let line = b"# padding of a huge answer\n";
+        let chunk: Vec<u8> = line.iter().copied().cycle().take(PADDING_CHUNK).collect();
+        Self {
+            declared: total,
+            padding: Some((total.saturating_sub(data.len() as u64), Bytes::from(chunk))),
             data: Some(data),
             fail: false,
             pause: None,
@@ -215,6 +236,7 @@ impl SimBody {
             declared,
             fail: true,
             pause: Some(Box::pin(tokio::time::sleep(RESET_PAUSE))),
+            padding: None,
         }
     }
 }
@@ -231,6 +253,13 @@ impl Body for SimBody {
             && !data.is_empty()
         {
             return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
+        if let Some((left, chunk)) = self.padding.as_mut()
+            && *left > 0
+        {
+            let n = (*left).min(chunk.len() as u64) as usize;
+            *left -= n as u64;
+            return Poll::Ready(Some(Ok(Frame::data(chunk.slice(..n)))));
         }
         if let Some(pause) = self.pause.as_mut() {
             if pause.as_mut().poll(cx).is_pending() {
@@ -249,10 +278,15 @@ impl Body for SimBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.data.is_none() && !self.fail
+        self.data.is_none()
+            && !self.fail
+            && self.padding.as_ref().is_none_or(|(left, _)| *left == 0)
     }
 
     fn size_hint(&self) -> SizeHint {
+        if self.padding.is_some() {
+            return SizeHint::default();
+        }
         SizeHint::with_exact(self.declared)
     }
 }

@@ -155,6 +155,12 @@ async fn serve(
         lock(&shared.counters).response(node, &endpoint, resp.status.as_u16());
     }
     tracing::debug!(node, method = %req.method, path = %req.path, status = resp.status.as_u16(), "request");
+    if let Some(bytes) = triggered.huge_body {
+        let mut out = hyper::Response::new(SimBody::huge(resp.body, bytes));
+        *out.status_mut() = resp.status;
+        *out.headers_mut() = resp.headers;
+        return Ok(out);
+    }
     Ok(to_hyper(resp, triggered.reset))
 }
 

@@ -9,6 +9,13 @@
 //! request is retried; a refused login is remembered for
 //! [`PollerSettings::login_retry_after`], so wrong credentials cost one login attempt per
 //! poll, however many requests are waiting.
+//!
+//! Answers are read chunk by chunk and dropped, with their connection, as soon as they pass
+//! [`PollerSettings::max_response_bytes`]: an endpoint streaming an endless body costs at most
+//! that much memory. Each endpoint has a circuit breaker: after
+//! [`PollerSettings::circuit_failures`] failures in a row it is not asked for
+//! [`PollerSettings::circuit_open_for`]; then one request probes it, and closes the breaker if
+//! it succeeds.
 
 use std::{
     collections::HashMap,
@@ -21,28 +28,37 @@ use std::{
 };
 
 use api::{AuthMode, EntityType, k8s::jiff::Timestamp};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use reqwest::{StatusCode, header};
 use tokio::time::Instant;
 use url::Url;
 
 use crate::{
     config::ConnectionKey,
+    error::redacted,
     error::{Error, Kind},
     query::{Answer, EntitySelector},
-    stats::{RequestEvent, RequestKind, StatsHub},
+    stats::{CircuitObserver, RequestEvent, RequestKind, StatsHub},
     tls,
     transport::{MetricsRequest, Transport, encode_list},
 };
 
 /// Settings shared by every connection of a poller (a subset of `PollerSettings`).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct RetryPolicy {
     pub retries: u32,
     pub backoff: Duration,
     pub max_backoff: Duration,
     pub login_retry_after: Duration,
     pub user_agent: String,
+    /// The largest answer read, in bytes.
+    pub max_response_bytes: usize,
+    /// Failures in a row that open an endpoint's circuit breaker.
+    pub circuit_failures: u32,
+    /// How long an open breaker keeps requests away from its endpoint.
+    pub circuit_open_for: Duration,
+    /// Told when a breaker opens or closes.
+    pub circuit_observer: Option<CircuitObserver>,
 }
 
 /// A successful (non-auth-failure, non-5xx) answer.
@@ -67,6 +83,8 @@ pub(crate) struct ApiRequest<'a> {
     /// The batch this request belongs to (0: none). A login refused for a batch is not tried
     /// again for the same batch.
     pub poll: u64,
+    /// The largest answer accepted, in bytes (at most the policy's `max_response_bytes`).
+    pub max_bytes: usize,
 }
 
 /// A refused login: when, for which batch, and the error to repeat.
@@ -88,6 +106,27 @@ struct SessionSlot {
     generation: u64,
 }
 
+/// The circuit breaker of one endpoint.
+#[derive(Default)]
+struct Breaker {
+    /// Failures in a row.
+    failures: u32,
+    /// While set and in the future, the endpoint is not asked.
+    open_until: Option<Instant>,
+    /// When the one request let through after `open_until` started (half-open).
+    probe_since: Option<Instant>,
+    /// The failure that opened the breaker, shown with the fast failures.
+    last: Option<Error>,
+}
+
+/// Whether a request may go to an endpoint.
+enum Admission {
+    /// The breaker is closed, or this request is its probe.
+    Send,
+    /// The breaker is open: fail with this error without asking.
+    Refuse(Error),
+}
+
 /// A connection to one controller (all its endpoints), shared by every tenant.
 pub(crate) struct Connection {
     key: ConnectionKey,
@@ -105,6 +144,7 @@ pub(crate) struct Connection {
     last_used_ms: AtomicU64,
     created: Instant,
     catalog: tokio::sync::Mutex<Option<CachedCatalog>>,
+    breakers: Vec<Mutex<Breaker>>,
 }
 
 impl Connection {
@@ -146,6 +186,7 @@ impl Connection {
             })
             .collect::<Vec<_>>();
         let sessions = bases.iter().map(|_| Default::default()).collect();
+        let breakers = bases.iter().map(|_| Default::default()).collect();
         Ok(Connection {
             key,
             http,
@@ -160,6 +201,7 @@ impl Connection {
             last_used_ms: AtomicU64::new(0),
             created: Instant::now(),
             catalog: tokio::sync::Mutex::new(None),
+            breakers,
         })
     }
 
@@ -188,9 +230,17 @@ impl Connection {
                 tokio::time::sleep(self.backoff(round)).await;
             }
             let start = self.preferred.load(Ordering::Relaxed);
+            let mut sent = false;
             for k in 0..n {
                 let idx = (start + k) % n;
-                match self.get_on(idx, req).await {
+                if let Admission::Refuse(e) = self.admit(idx) {
+                    last = Some(e);
+                    continue;
+                }
+                sent = true;
+                let result = self.get_on(idx, req).await;
+                self.settle(idx, &result);
+                match result {
                     Ok(reply) => {
                         self.preferred.store(idx, Ordering::Relaxed);
                         return Ok(reply);
@@ -206,12 +256,75 @@ impl Connection {
                     Err(e) => return Err(e),
                 }
             }
-            // TLS failures do not go away by waiting.
-            if !last.as_ref().is_some_and(Error::is_retryable) {
+            // TLS failures do not go away by waiting, and open breakers stay open longer than a
+            // retry round waits.
+            if !sent || !last.as_ref().is_some_and(Error::is_retryable) {
                 break;
             }
         }
         Err(last.unwrap_or_else(|| Error::new(Kind::Config).with_detail("no endpoint configured")))
+    }
+
+    /// Whether a request may go to endpoint `idx` now (see [`Breaker`]).
+    fn admit(&self, idx: usize) -> Admission {
+        let mut b = self.breakers[idx].lock().expect("breaker lock poisoned");
+        let Some(until) = b.open_until else {
+            return Admission::Send;
+        };
+        let now = Instant::now();
+        // A probe that never settled (its request was dropped) no longer holds the slot.
+        let probing = b
+            .probe_since
+            .is_some_and(|since| now.saturating_duration_since(since) < self.key.timeout * 2);
+        if now >= until && !probing {
+            b.probe_since = Some(now);
+            return Admission::Send;
+        }
+        let mut e = Error::new(Kind::Unreachable)
+            .with_endpoint(&self.bases[idx])
+            .with_detail(format!(
+                "it failed {} times in a row and is not asked again before {}s have passed",
+                b.failures,
+                self.policy.circuit_open_for.as_secs_f64()
+            ));
+        if let Some(last) = &b.last {
+            e = e.with_source(last.clone());
+        }
+        Admission::Refuse(e)
+    }
+
+    /// Records the outcome of a request to endpoint `idx` in its breaker.
+    fn settle(&self, idx: usize, result: &Result<Reply, Error>) {
+        let mut b = self.breakers[idx].lock().expect("breaker lock poisoned");
+        let was_open = b.open_until.is_some();
+        match result {
+            Err(e) if e.is_failover() => {
+                b.failures = b.failures.saturating_add(1);
+                let probe_failed = b.probe_since.take().is_some();
+                if probe_failed || b.failures >= self.policy.circuit_failures.max(1) {
+                    b.open_until = Some(Instant::now() + self.policy.circuit_open_for);
+                    b.last = Some(e.clone());
+                }
+            }
+            // Any answer, even a refusal, shows the endpoint is there.
+            _ => *b = Breaker::default(),
+        }
+        let is_open = b.open_until.is_some();
+        drop(b);
+        if was_open != is_open {
+            self.report_circuit(idx, is_open);
+        }
+    }
+
+    fn report_circuit(&self, idx: usize, open: bool) {
+        if open {
+            tracing::warn!(endpoint = %redacted(&self.key.endpoints[idx]), "Avi endpoint circuit opened");
+        } else {
+            tracing::info!(endpoint = %redacted(&self.key.endpoints[idx]), "Avi endpoint circuit closed");
+        }
+        if let Some(observer) = &self.policy.circuit_observer {
+            observer(&redacted(&self.key.endpoints[idx]), open);
+        }
     }
 
     /// Jittered exponential backoff before retry round `round` (>= 1): a random duration in
@@ -283,7 +396,8 @@ impl Connection {
             }
         }
         let started = Instant::now();
-        let result = read_reply(rb.send().await, url).await;
+        let limit = req.max_bytes.min(self.policy.max_response_bytes);
+        let result = read_reply(rb.send().await, url, limit).await;
         let result = result.and_then(|reply| match reply.status.as_u16() {
             401 | 419 => Err(status_error(Kind::Unauthorized, &reply)),
             403 => Err(status_error(Kind::Forbidden, &reply)),
@@ -396,7 +510,7 @@ impl Connection {
                     .map(|pair| pair.trim().to_owned())
                     .filter(|pair| pair.contains('='))
                     .collect();
-                let reply = read_reply(Ok(resp), &url).await;
+                let reply = read_reply(Ok(resp), &url, self.policy.max_response_bytes).await;
                 reply.and_then(|reply| match status.as_u16() {
                     200..=299 => {
                         if cookies.is_empty() {
@@ -430,30 +544,71 @@ impl Connection {
     }
 }
 
+impl Drop for Connection {
+    /// A dropped connection (idle, or its Secret changed) no longer shows an open breaker.
+    fn drop(&mut self) {
+        for idx in 0..self.breakers.len() {
+            let open = self.breakers[idx]
+                .get_mut()
+                .map(|b| b.open_until.is_some())
+                .unwrap_or(false);
+            if open {
+                self.report_circuit(idx, false);
+            }
+        }
+    }
+}
+
+/// Reads an answer of at most `limit` bytes, chunk by chunk. A larger one is dropped as soon
+/// as it passes the limit (or at once when its `Content-Length` says so), which also closes
+/// its connection: it is never held whole in memory.
 async fn read_reply(
     response: Result<reqwest::Response, reqwest::Error>,
     url: &Url,
+    limit: usize,
 ) -> Result<Reply, Error> {
-    let resp = response.map_err(|e| Error::from_transport(e).with_endpoint(url))?;
+    let mut resp = response.map_err(|e| Error::from_transport(e).with_endpoint(url))?;
     let status = resp.status();
-    let body = resp.bytes().await.map_err(|e| {
-        // The connection broke (or stalled) while the body was read: a cut answer, worth
-        // another try. No decompression is enabled, so it is never a decoding problem.
-        let timeout = Error::from_transport(e);
-        let kind = if timeout.is_timeout() {
-            Kind::Timeout
-        } else {
-            Kind::Unreachable
-        };
-        Error::new(kind)
+    let too_large = || {
+        Error::new(Kind::TooLarge)
             .with_endpoint(url)
             .with_status(status)
-            .with_detail("the connection broke while the answer was read")
-            .with_source(timeout)
-    })?;
+            .with_detail(format!("the answer is larger than {limit} bytes"))
+    };
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut body = BytesMut::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > limit {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(e) => {
+                // The connection broke (or stalled) while the body was read: a cut answer,
+                // worth another try. No decompression is enabled, so it is never a decoding
+                // problem.
+                let timeout = Error::from_transport(e);
+                let kind = if timeout.is_timeout() {
+                    Kind::Timeout
+                } else {
+                    Kind::Unreachable
+                };
+                return Err(Error::new(kind)
+                    .with_endpoint(url)
+                    .with_status(status)
+                    .with_detail("the connection broke while the answer was read")
+                    .with_source(timeout));
+            }
+        }
+    }
     Ok(Reply {
         status,
-        body,
+        body: body.freeze(),
         url: url.clone(),
     })
 }
@@ -507,6 +662,9 @@ const CATALOG_TTL: Duration = Duration::from_secs(3600);
 const CATALOG_RETRY: Duration = Duration::from_secs(60);
 /// At most this many pages of the catalog are read (Avi pages collections).
 const CATALOG_MAX_PAGES: usize = 20;
+/// At most this many metric ids are kept from the catalog: Avi's catalog lists about a
+/// thousand, so a hundred times that is no real controller's.
+const MAX_CATALOG_METRICS: usize = 100_000;
 
 impl Connection {
     async fn catalog(&self) -> Result<Arc<Catalog>, Error> {
@@ -542,6 +700,8 @@ impl Connection {
         }
         let mut catalog = Catalog::new();
         let mut page = 1usize;
+        // All pages together are held to the one answer limit.
+        let mut budget = self.policy.max_response_bytes;
         loop {
             let query = format!("page_size=1000&page={page}");
             let reply = self
@@ -551,8 +711,10 @@ impl Connection {
                     query: &query,
                     tenant_header: None,
                     poll: 0,
+                    max_bytes: budget,
                 })
                 .await?;
+            budget = budget.saturating_sub(reply.body.len());
             if !reply.status.is_success() {
                 return Err(status_error(Kind::BadResponse, &reply));
             }
@@ -562,6 +724,13 @@ impl Connection {
                     .with_detail("the metric catalog is not the expected JSON")
                     .with_source(e)
             })?;
+            if catalog.len() + parsed.results.len() > MAX_CATALOG_METRICS {
+                return Err(Error::new(Kind::TooLarge)
+                    .with_endpoint(&reply.url)
+                    .with_detail(format!(
+                        "the metric catalog lists more than {MAX_CATALOG_METRICS} metrics"
+                    )));
+            }
             for m in parsed.results {
                 catalog.insert(m.name, m.entity_types);
             }
@@ -587,6 +756,7 @@ impl Transport for Connection {
                 query: &query,
                 tenant_header: None,
                 poll: req.poll,
+                max_bytes: usize::MAX,
             })
             .await?;
         if !reply.status.is_success() {
@@ -635,6 +805,7 @@ impl Transport for Connection {
                 query: &query,
                 tenant_header: Some(tenant),
                 poll: 0,
+                max_bytes: usize::MAX,
             })
             .await?;
         match (reply.status.as_u16(), entity) {
@@ -769,6 +940,10 @@ mod tests {
             max_backoff: Duration::from_millis(300),
             login_retry_after: Duration::from_secs(5),
             user_agent: "avi-autoscaler-test".to_owned(),
+            max_response_bytes: 1 << 20,
+            circuit_failures: 3,
+            circuit_open_for: Duration::from_secs(5),
+            circuit_observer: None,
         };
         let c = Connection::new(key, policy, Arc::new(StatsHub::new(None))).unwrap();
         for _ in 0..100 {

@@ -58,6 +58,10 @@ pub(crate) enum Kind {
     ServerError,
     /// The connection settings cannot be used (bad CA bundle, no endpoint).
     Config,
+    /// The answer exceeds a limit (body size, lines, series, labels per line).
+    TooLarge,
+    /// Too many callers already wait on this connection; nothing was asked for this one.
+    Busy,
 }
 
 impl Kind {
@@ -74,6 +78,8 @@ impl Kind {
             Kind::BadResponse => "the Avi controller's answer could not be used",
             Kind::ServerError => "the Avi controller failed to answer",
             Kind::Config => "the Avi connection settings cannot be used",
+            Kind::TooLarge => "the Avi controller's answer exceeds a limit",
+            Kind::Busy => "the Avi controller is already being waited on",
         }
     }
 
@@ -90,6 +96,8 @@ impl Kind {
             Kind::BadResponse => "bad_response",
             Kind::ServerError => "server_error",
             Kind::Config => "config",
+            Kind::TooLarge => "too_large",
+            Kind::Busy => "busy",
         }
     }
 }
@@ -199,6 +207,19 @@ impl Error {
         self.inner.kind == Kind::Config
     }
 
+    /// The answer was larger than a limit allows (body bytes, lines, series or labels per
+    /// line); it was dropped unread, so nothing is decided on part of it.
+    pub fn is_too_large(&self) -> bool {
+        self.inner.kind == Kind::TooLarge
+    }
+
+    /// The call was turned away at once because enough callers already wait on the same
+    /// controller ([`PollerSettings::max_waiting_per_connection`](crate::PollerSettings::max_waiting_per_connection)).
+    /// Nothing failed: ask again shortly, when the answer being fetched is cached.
+    pub fn is_busy(&self) -> bool {
+        self.inner.kind == Kind::Busy
+    }
+
     /// The HTTP status of the answer, when the error comes from one.
     pub fn status(&self) -> Option<StatusCode> {
         self.inner.status
@@ -211,19 +232,24 @@ impl Error {
 
     /// A fixed, low-cardinality name for the kind of failure, for metric labels:
     /// `unreachable`, `timeout`, `tls`, `unauthorized`, `forbidden`, `unknown_entity`,
-    /// `unknown_metric`, `no_data`, `bad_response`, `server_error` or `config`.
+    /// `unknown_metric`, `no_data`, `bad_response`, `server_error`, `config`, `too_large` or
+    /// `busy`.
     pub fn category(&self) -> &'static str {
         self.inner.kind.category()
     }
 
     /// The AviAutoscaler condition reason for this error: `AviAuthFailed` for refused
-    /// credentials or permissions, `AviUnreachable` when no endpoint answered usefully
-    /// (connection, TLS, timeout, 5xx), `InvalidSpec` for unusable connection settings, and
-    /// `FailedGetAviMetric` when the controller answered but the metric could not be read.
+    /// credentials or permissions, `AviTLSError` for a failed TLS handshake,
+    /// `AviUnreachable` when no endpoint answered usefully (connection, timeout, 5xx),
+    /// `AviResponseTooLarge` for an answer over a limit, `InvalidSpec` for unusable connection
+    /// settings, and `FailedGetAviMetric` when the controller answered but the metric could
+    /// not be read.
     pub fn reason(&self) -> Reason {
         match self.inner.kind {
             Kind::Unauthorized | Kind::Forbidden => Reason::AviAuthFailed,
-            Kind::Unreachable | Kind::Timeout | Kind::Tls | Kind::ServerError => {
+            Kind::Tls => Reason::AviTLSError,
+            Kind::TooLarge => Reason::AviResponseTooLarge,
+            Kind::Unreachable | Kind::Timeout | Kind::ServerError | Kind::Busy => {
                 Reason::AviUnreachable
             }
             Kind::Config => Reason::InvalidSpec,
@@ -241,14 +267,15 @@ impl Error {
         )
     }
 
-    /// Whether another endpoint may do better (TLS too: each node may have its own certificate).
+    /// Whether another endpoint may do better (TLS too: each node may have its own
+    /// certificate; an oversized answer too: the node may be the only one misbehaving).
     pub(crate) fn is_failover(&self) -> bool {
-        self.is_retryable() || self.inner.kind == Kind::Tls
+        self.is_retryable() || matches!(self.inner.kind, Kind::Tls | Kind::TooLarge)
     }
 }
 
 /// The URL without user info, query or fragment: what an error may show.
-fn redacted(url: &Url) -> Url {
+pub(crate) fn redacted(url: &Url) -> Url {
     let mut u = url.clone();
     let _ = u.set_username("");
     let _ = u.set_password(None);
@@ -372,7 +399,8 @@ mod tests {
         let cases = [
             (Kind::Unreachable, Reason::AviUnreachable),
             (Kind::Timeout, Reason::AviUnreachable),
-            (Kind::Tls, Reason::AviUnreachable),
+            (Kind::Tls, Reason::AviTLSError),
+            (Kind::TooLarge, Reason::AviResponseTooLarge),
             (Kind::ServerError, Reason::AviUnreachable),
             (Kind::Unauthorized, Reason::AviAuthFailed),
             (Kind::Forbidden, Reason::AviAuthFailed),
@@ -381,6 +409,7 @@ mod tests {
             (Kind::NoData, Reason::FailedGetAviMetric),
             (Kind::BadResponse, Reason::FailedGetAviMetric),
             (Kind::Config, Reason::InvalidSpec),
+            (Kind::Busy, Reason::AviUnreachable),
         ];
         for (kind, reason) in cases {
             assert_eq!(Error::new(kind).reason(), reason, "{kind:?}");

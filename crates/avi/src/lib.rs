@@ -67,7 +67,20 @@
 //!   checked) and only when asked. Redirects are not followed, so credentials never go
 //!   elsewhere.
 //! * **Timeouts**: [`ConnectionConfig::timeout`] bounds each request: connecting, sending and
-//!   reading the whole answer.
+//!   reading the whole answer. A fetch as a whole gives up after the timeout times the number
+//!   of endpoints, or the caller's own deadline ([`Poller::fetch_within_deadline`]) if shorter.
+//! * **Limits**: an answer is read in chunks and dropped, with its connection, as soon as it
+//!   passes [`PollerSettings::max_response_bytes`] (default 8 MiB); the parser refuses more
+//!   lines, series or labels per line than a real controller sends. Either is
+//!   [`Error::is_too_large`] (`AviResponseTooLarge`), counted as a failure of that endpoint,
+//!   and nothing is read from part of an answer.
+//! * **Circuit breakers**: after [`PollerSettings::circuit_failures`] failures in a row an
+//!   endpoint is not asked for [`PollerSettings::circuit_open_for`]; requests fail over or
+//!   fail at once as unreachable, without waiting on the network. Then one request probes it
+//!   and closes the breaker if it gets an answer.
+//! * **Isolation**: at most [`PollerSettings::max_waiting_per_connection`] callers wait on one
+//!   connection; one more gets [`Error::is_busy`] at once, so a slow or dead controller holds
+//!   only that share of the caller's workers.
 //!
 //! # Batching and the tick
 //!
@@ -163,9 +176,10 @@
 //!
 //! [`Error`] is opaque, with predicates for each kind and [`Error::reason`] giving the
 //! AviAutoscaler condition reason: `AviAuthFailed` (401 after a fresh login, 403),
-//! `AviUnreachable` (connection, timeout, TLS, 5xx on every endpoint), `FailedGetAviMetric`
-//! (unknown entity or metric, no data, malformed answer) and `InvalidSpec` (unusable
-//! connection settings). Passwords, session cookies and `Authorization` headers never appear
+//! `AviTLSError` (a failed TLS handshake, told by the rustls error in the source chain),
+//! `AviUnreachable` (connection, timeout, 5xx on every endpoint, an open circuit breaker),
+//! `AviResponseTooLarge` (an answer over a limit), `FailedGetAviMetric` (unknown entity or
+//! metric, no data, malformed answer) and `InvalidSpec` (unusable connection settings). Passwords, session cookies and `Authorization` headers never appear
 //! in `Display` or `Debug` output; endpoints are shown without user info or query.
 //!
 //! # Observing
@@ -191,4 +205,4 @@ pub use config::{ConnectionConfig, Credentials, TlsConfig};
 pub use error::Error;
 pub use poller::{Poller, PollerSettings};
 pub use query::{EntitySelector, MetricQuery, Sample};
-pub use stats::{PollerStats, RequestEvent, RequestKind, RequestObserver};
+pub use stats::{CircuitObserver, PollerStats, RequestEvent, RequestKind, RequestObserver};

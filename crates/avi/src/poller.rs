@@ -1,9 +1,17 @@
 //! The batching poller. How a tick is served, and why an absent value is looked up, is
 //! described in the crate documentation ("Batching and the tick", "The JSON APIs").
+//!
+//! A caller never waits without limit: each fetch gives up after its deadline (at most the
+//! connection's timeout times its endpoints), and at most
+//! [`PollerSettings::max_waiting_per_connection`] callers wait on one connection at a time,
+//! so a dead controller holds only that many of the caller's workers.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
-    sync::{Arc, Mutex, atomic::AtomicU64},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
@@ -18,7 +26,7 @@ use crate::{
     error::{Error, Kind},
     plan::{RequestOutcome, fetch_split, plan_chunks},
     query::{Answer, Lookup, MetricQuery, Sample, SelectorKind},
-    stats::{PollerStats, RequestObserver, StatsHub},
+    stats::{CircuitObserver, PollerStats, RequestObserver, StatsHub},
     transport::{MetricsRequest, Pair, Transport, encode_list},
 };
 
@@ -60,6 +68,23 @@ pub struct PollerSettings {
     /// The User-Agent of every request, so that the controller's logs name the client.
     /// Default `avi-autoscaler/<crate version>`; the operator adds its commit.
     pub user_agent: String,
+    /// The largest answer read, in bytes: a larger one is dropped while it streams in
+    /// ([`Error::is_too_large`]). Default 8 MiB, some thousand times a 50-pool answer and well
+    /// inside the operator's memory limit. The metric catalog's pages share one such budget.
+    pub max_response_bytes: usize,
+    /// Failures in a row (connection, timeout, TLS, 5xx, oversized answer) after which an
+    /// endpoint's circuit breaker opens: it is not asked for [`circuit_open_for`](Self::circuit_open_for),
+    /// requests to it fail at once as unreachable, then one request probes it. Default 3,
+    /// one failed poll with the default retries.
+    pub circuit_failures: u32,
+    /// How long an open breaker keeps requests away from its endpoint. Default 5 s.
+    pub circuit_open_for: Duration,
+    /// Told when an endpoint's breaker opens or closes (for a gauge). Default none.
+    pub circuit_observer: Option<CircuitObserver>,
+    /// Callers that may wait on one connection at the same time; one more gets
+    /// [`Error::is_busy`] at once (its pairs are still fetched and cached, so asking again
+    /// shortly finds them). Default unlimited; the operator allows half its workers.
+    pub max_waiting_per_connection: usize,
 }
 
 impl Default for PollerSettings {
@@ -79,6 +104,11 @@ impl Default for PollerSettings {
             idle_connection_ttl: Duration::from_secs(15 * 60),
             observer: None,
             user_agent: concat!("avi-autoscaler/", env!("CARGO_PKG_VERSION")).to_owned(),
+            max_response_bytes: 8 << 20,
+            circuit_failures: 3,
+            circuit_open_for: Duration::from_secs(5),
+            circuit_observer: None,
+            max_waiting_per_connection: usize::MAX,
         }
     }
 }
@@ -100,6 +130,17 @@ impl std::fmt::Debug for PollerSettings {
             .field("idle_connection_ttl", &self.idle_connection_ttl)
             .field("observer", &self.observer.as_ref().map(|_| "<fn>"))
             .field("user_agent", &self.user_agent)
+            .field("max_response_bytes", &self.max_response_bytes)
+            .field("circuit_failures", &self.circuit_failures)
+            .field("circuit_open_for", &self.circuit_open_for)
+            .field(
+                "circuit_observer",
+                &self.circuit_observer.as_ref().map(|_| "<fn>"),
+            )
+            .field(
+                "max_waiting_per_connection",
+                &self.max_waiting_per_connection,
+            )
             .finish()
     }
 }
@@ -129,6 +170,10 @@ impl Poller {
             max_backoff: settings.max_backoff,
             login_retry_after: settings.login_retry_after,
             user_agent: settings.user_agent.clone(),
+            max_response_bytes: settings.max_response_bytes,
+            circuit_failures: settings.circuit_failures,
+            circuit_open_for: settings.circuit_open_for,
+            circuit_observer: settings.circuit_observer.clone(),
         };
         let connect_stats = stats.clone();
         let connect = move |key: &ConnectionKey| {
@@ -166,6 +211,33 @@ impl Poller {
         self.core.fetch(conn, queries, max_age).await
     }
 
+    /// [`fetch_within`](Self::fetch_within), giving up after `deadline`: queries without an
+    /// answer by then fail as timed out. Every fetch also gives up after the connection's
+    /// timeout times its endpoints (plus the coalescing window), however many retry rounds
+    /// the request itself still has; an autoscaler passes its polling interval, so it is never
+    /// late for its next poll.
+    pub async fn fetch_within_deadline(
+        &self,
+        conn: &ConnectionConfig,
+        queries: &[MetricQuery],
+        max_age: Duration,
+        deadline: Duration,
+    ) -> Vec<Result<Sample, Error>> {
+        let max_age = max_age.min(self.core.settings.cache_ttl);
+        self.core
+            .fetch_until(conn, queries, max_age, deadline)
+            .await
+    }
+
+    /// Drops what nobody asks for any more: (entity, metric) pairs not asked for two of their
+    /// periods, with their cached answers, batches left without pairs, and connections idle
+    /// for [`PollerSettings::idle_connection_ttl`]. Without it each is dropped only when its
+    /// batch runs again or another connection is made; the operator calls it periodically,
+    /// so deleted autoscalers leave nothing behind.
+    pub fn forget_unused(&self) {
+        self.core.forget_unused()
+    }
+
     /// Cumulative counters since the poller was created.
     pub fn stats(&self) -> PollerStats {
         self.core.stats.snapshot()
@@ -190,6 +262,29 @@ struct BatchKey {
 struct ConnSlot<T> {
     id: u64,
     conn: Arc<T>,
+    /// Callers waiting on this connection now.
+    waiting: Arc<AtomicUsize>,
+}
+
+/// One caller counted in a connection's `waiting` until it is dropped, answered or not.
+struct Waiting(Arc<AtomicUsize>);
+
+impl Waiting {
+    /// Counts a caller in, unless `limit` callers already wait.
+    fn enter(count: &Arc<AtomicUsize>, limit: usize) -> Option<Self> {
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Waiting(count.clone()))
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 pub(crate) struct Core<T: Transport> {
@@ -285,13 +380,17 @@ impl<T: Transport> Core<T> {
         }
     }
 
-    /// The shared connection for `conn`, created on first use; idle ones are dropped here.
-    fn connection(&self, conn: &ConnectionConfig) -> Result<(u64, Arc<T>), Error> {
+    /// The shared connection for `conn` (its id, transport and waiting callers), created on
+    /// first use; idle ones are dropped here.
+    fn connection(
+        &self,
+        conn: &ConnectionConfig,
+    ) -> Result<(u64, Arc<T>, Arc<AtomicUsize>), Error> {
         let key = ConnectionKey::from(conn);
         let mut conns = self.connections.lock().expect("connections lock poisoned");
         if let Some(slot) = conns.get(&key) {
             slot.conn.touch();
-            return Ok((slot.id, slot.conn.clone()));
+            return Ok((slot.id, slot.conn.clone(), slot.waiting.clone()));
         }
         let ttl = self.settings.idle_connection_ttl;
         let before = conns.len();
@@ -309,14 +408,44 @@ impl<T: Transport> Core<T> {
             .next_conn_id
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let conn = Arc::new(t);
+        let waiting = Arc::new(AtomicUsize::new(0));
         conns.insert(
             key,
             ConnSlot {
                 id,
                 conn: conn.clone(),
+                waiting: waiting.clone(),
             },
         );
-        Ok((id, conn))
+        Ok((id, conn, waiting))
+    }
+
+    /// See [`Poller::forget_unused`].
+    pub(crate) fn forget_unused(&self) {
+        let now = Instant::now();
+        let tick = self.settings.cache_ttl;
+        let interest = self.settings.interest_ttl;
+        let ttl = self.settings.idle_connection_ttl;
+        let live: Vec<u64> = {
+            let mut conns = self.connections.lock().expect("connections lock poisoned");
+            conns.retain(|_, slot| slot.conn.idle_for() < ttl);
+            conns.values().map(|s| s.id).collect()
+        };
+        self.batches
+            .lock()
+            .expect("batches lock poisoned")
+            .retain(|k, state| {
+                state.entries.retain(|_, e| {
+                    matches!(e.state, EntryState::Pending(_)) || !e.is_dead(now, tick, interest)
+                });
+                // A batch on its way keeps its state: its callers wait for the answer.
+                state.pending.is_some() || (live.contains(&k.conn) && !state.entries.is_empty())
+            });
+    }
+
+    #[cfg(test)]
+    fn batch_count(&self) -> usize {
+        self.batches.lock().expect("batches lock poisoned").len()
     }
 
     /// `max_age` (at most the cache TTL): how old a cached answer may be to serve this call.
@@ -326,8 +455,26 @@ impl<T: Transport> Core<T> {
         queries: &[MetricQuery],
         max_age: Duration,
     ) -> Vec<Result<Sample, Error>> {
+        self.fetch_until(conn, queries, max_age, Duration::MAX)
+            .await
+    }
+
+    /// [`fetch`](Self::fetch); `deadline`: how long the caller may wait (further bounded by
+    /// the connection's timeout times its endpoints).
+    pub(crate) async fn fetch_until(
+        self: &Arc<Self>,
+        conn: &ConnectionConfig,
+        queries: &[MetricQuery],
+        max_age: Duration,
+        deadline: Duration,
+    ) -> Vec<Result<Sample, Error>> {
         StatsHub::add(&self.stats.queries, queries.len() as u64);
-        let (conn_id, transport) = match self.connection(conn) {
+        let deadline = deadline.min(
+            conn.timeout
+                .saturating_mul(u32::try_from(conn.endpoints.len().max(1)).unwrap_or(u32::MAX))
+                .saturating_add(self.settings.coalesce_window),
+        );
+        let (conn_id, transport, waiting) = match self.connection(conn) {
             Ok(c) => c,
             Err(e) => return queries.iter().map(|_| Err(e.clone())).collect(),
         };
@@ -390,17 +537,41 @@ impl<T: Transport> Core<T> {
                 waits.push(wait);
             }
         }
+        let must_wait = waits.iter().any(|w| matches!(w, Wait::Pending(..)));
+        let _waiting = if must_wait {
+            match Waiting::enter(&waiting, self.settings.max_waiting_per_connection) {
+                Some(w) => Some(w),
+                None => {
+                    StatsHub::add(&self.stats.busy, 1);
+                    let busy = busy(self.settings.max_waiting_per_connection);
+                    return queries
+                        .iter()
+                        .zip(waits)
+                        .map(|(q, w)| match w {
+                            Wait::Ready(o) => o.and_then(|answer| read(&answer, q)),
+                            Wait::Pending(..) => Err(busy.clone()),
+                        })
+                        .collect();
+                }
+            }
+        } else {
+            None
+        };
+        let until = Instant::now() + deadline.min(Duration::from_secs(86_400 * 365));
         let mut out = Vec::with_capacity(queries.len());
         for (q, wait) in queries.iter().zip(waits) {
             let outcome = match wait {
                 Wait::Ready(o) => o,
-                Wait::Pending(mut rx, key) => match rx.wait_for(Option::is_some).await {
-                    Ok(result) => result
-                        .as_ref()
-                        .and_then(|r| r.get(&key).cloned())
-                        .unwrap_or_else(|| Err(abandoned())),
-                    Err(_) => Err(abandoned()),
-                },
+                Wait::Pending(mut rx, key) => {
+                    match tokio::time::timeout_at(until, rx.wait_for(Option::is_some)).await {
+                        Ok(Ok(result)) => result
+                            .as_ref()
+                            .and_then(|r| r.get(&key).cloned())
+                            .unwrap_or_else(|| Err(abandoned())),
+                        Ok(Err(_)) => Err(abandoned()),
+                        Err(_) => Err(late(deadline)),
+                    }
+                }
             };
             out.push(outcome.and_then(|answer| read(&answer, q)));
         }
@@ -580,6 +751,19 @@ fn read(answer: &Answer, q: &MetricQuery) -> Result<Sample, Error> {
             q.metric_id.clone(),
         ))),
     }
+}
+
+fn late(deadline: Duration) -> Error {
+    Error::new(Kind::Timeout).with_detail(format!(
+        "timed out: no answer within the fetch's deadline of {:.1}s",
+        deadline.as_secs_f64()
+    ))
+}
+
+fn busy(limit: usize) -> Error {
+    Error::new(Kind::Busy).with_detail(format!(
+        "{limit} callers already wait on this controller; ask again shortly"
+    ))
 }
 
 fn abandoned() -> Error {

@@ -10,11 +10,16 @@
 //! them is the caller's choice. Any other input is an error naming the line and what is wrong;
 //! the parser never panics on input (a fuzz target under `fuzz/` checks that).
 
-use std::{borrow::Cow, fmt};
+use std::{borrow::Cow, collections::HashSet, fmt};
 
 /// Samples with up to this many labels are checked for duplicate label names without
 /// allocating (Avi sends at most five: `uuid`, `type`, `tenant`, `server`, `name`).
 pub const INLINE_LABELS: usize = 16;
+
+/// The most labels one sample may have; more is an error ([`ParseError::is_over_limit`]).
+/// Avi sends five, so this leaves room for any version's additions and none for an answer
+/// built to make the parser work.
+pub const MAX_LABELS: usize = 64;
 
 /// One meaningful line of the exposition.
 #[derive(Clone, Debug, PartialEq)]
@@ -154,6 +159,7 @@ fn unescape(raw: &str) -> String {
 pub struct ParseError {
     line: usize,
     message: &'static str,
+    over_limit: bool,
 }
 
 impl ParseError {
@@ -165,6 +171,11 @@ impl ParseError {
     /// What is wrong.
     pub fn message(&self) -> &'static str {
         self.message
+    }
+
+    /// Whether the line is well-formed but over a limit (more than [`MAX_LABELS`] labels).
+    pub fn is_over_limit(&self) -> bool {
+        self.over_limit
     }
 }
 
@@ -219,6 +230,7 @@ impl<'a> Iterator for Lines<'a> {
             return Some(parsed.map_err(|message| ParseError {
                 line: self.line,
                 message,
+                over_limit: message == TOO_MANY_LABELS,
             }));
         }
     }
@@ -346,11 +358,14 @@ fn parse_sample(line: &str) -> Result<Sample<'_>, &'static str> {
     })
 }
 
+const TOO_MANY_LABELS: &str = "too many labels";
+
 /// Validates the labels starting at `i` (just after `{`) and returns the index of the closing
-/// `}`.
+/// `}`. Duplicate names are found by a scan of the first [`INLINE_LABELS`] names, then by a
+/// hash set, so a line costs time linear in its length.
 fn scan_labels(b: &[u8], mut i: usize) -> Result<usize, &'static str> {
     let mut inline: [(usize, usize); INLINE_LABELS] = [(0, 0); INLINE_LABELS];
-    let mut spilled: Vec<(usize, usize)> = Vec::new();
+    let mut spilled: HashSet<&[u8]> = HashSet::new();
     let mut count = 0usize;
     loop {
         i = skip_blanks(b, i);
@@ -367,15 +382,23 @@ fn scan_labels(b: &[u8], mut i: usize) -> Result<usize, &'static str> {
         while i < b.len() && is_label_char(b[i]) {
             i += 1;
         }
+        if count == MAX_LABELS {
+            return Err(TOO_MANY_LABELS);
+        }
         let name = (name_start, i);
         let seen = |&(s, e): &(usize, usize)| b[s..e] == b[name.0..name.1];
-        if inline[..count.min(INLINE_LABELS)].iter().any(seen) || spilled.iter().any(seen) {
-            return Err("duplicate label name");
-        }
         if count < INLINE_LABELS {
+            if inline[..count].iter().any(seen) {
+                return Err("duplicate label name");
+            }
             inline[count] = name;
         } else {
-            spilled.push(name);
+            if count == INLINE_LABELS {
+                spilled.extend(inline.iter().map(|&(s, e)| &b[s..e]));
+            }
+            if !spilled.insert(&b[name.0..name.1]) {
+                return Err("duplicate label name");
+            }
         }
         count += 1;
         i = skip_blanks(b, i);
@@ -557,5 +580,25 @@ mod tests {
         labels.push("l3=\"again\"".into());
         let line = format!("m{{{}}} 1", labels.join(","));
         assert_eq!(first_error(&line).message(), "duplicate label name");
+        assert!(!first_error(&line).is_over_limit());
+    }
+
+    #[test]
+    fn more_labels_than_the_limit_are_refused_as_over_the_limit() {
+        let labels = |n: usize| {
+            (0..n)
+                .map(|i| format!("l{i}=\"{i}\""))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        assert_eq!(
+            samples(&format!("m{{{}}} 1", labels(MAX_LABELS)))[0]
+                .labels
+                .iter()
+                .count(),
+            MAX_LABELS
+        );
+        let e = first_error(&format!("m{{{}}} 1", labels(MAX_LABELS + 1)));
+        assert!(e.is_over_limit(), "{e}");
     }
 }

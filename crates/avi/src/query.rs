@@ -112,6 +112,14 @@ pub(crate) fn prometheus_name(metric_id: &str) -> String {
     s
 }
 
+/// The most lines (samples, comments, HELP and TYPE) one answer may have. A request names at
+/// most 50 entities and a few metrics, so a real answer has some thousand lines; more is an
+/// answer built to exhaust the parser.
+pub(crate) const MAX_LINES: usize = 1_000_000;
+/// The most distinct series (metric, entity, member) kept from one answer: 50 pools of a few
+/// hundred members each, times a handful of metrics.
+pub(crate) const MAX_SERIES: usize = 250_000;
+
 #[derive(Clone, Debug)]
 struct Member {
     server: Option<String>,
@@ -119,11 +127,41 @@ struct Member {
     timestamp: Option<i64>,
 }
 
+/// The member series of one (metric, entity), in the order first seen, with an index by
+/// member so that a duplicate is found in constant time.
+#[derive(Debug, Default)]
+struct Members {
+    list: Vec<Member>,
+    by_server: HashMap<Option<String>, usize>,
+}
+
+impl Members {
+    /// Adds `member`; a duplicate series keeps the newest sample (by timestamp when there is
+    /// one, else the later line), so it is never counted twice. Whether it was a new series.
+    fn add(&mut self, member: Member) -> bool {
+        match self.by_server.get(&member.server) {
+            Some(&i) => {
+                let old = &mut self.list[i];
+                if old.timestamp <= member.timestamp {
+                    *old = member;
+                }
+                false
+            }
+            None => {
+                self.by_server
+                    .insert(member.server.clone(), self.list.len());
+                self.list.push(member);
+                true
+            }
+        }
+    }
+}
+
 /// One answer of `/api/analytics/prometheus-metrics/<type>`, indexed by metric and entity.
 #[derive(Debug)]
 pub(crate) struct Answer {
     /// Prometheus metric name → entity (name or UUID) → member series.
-    values: HashMap<String, HashMap<String, Vec<Member>>>,
+    values: HashMap<String, HashMap<String, Members>>,
     /// Every entity that has at least one sample.
     entities: HashSet<String>,
     /// When the answer arrived.
@@ -145,18 +183,33 @@ pub(crate) enum Lookup {
 
 impl Answer {
     /// Reads an answer. Fails (bad response) on a malformed line, an empty body, or fewer
-    /// samples than the `# Successfully gathered N metrics` line announced (a cut answer).
+    /// samples than the `# Successfully gathered N metrics` line announced (a cut answer);
+    /// fails as too large on more than [`MAX_LINES`] lines, [`MAX_SERIES`] series or
+    /// [`prometheus::MAX_LABELS`] labels on a line. Time and memory are linear in the text.
     pub(crate) fn parse(text: &str, by: SelectorKind, read_at: Timestamp) -> Result<Self, Error> {
         let bad = |detail: String| Error::new(Kind::BadResponse).with_detail(detail);
+        let too_large = |detail: String| Error::new(Kind::TooLarge).with_detail(detail);
         if text.trim().is_empty() {
             return Err(bad("empty body".into()));
         }
         let mut announced = None;
         let mut count = 0usize;
-        let mut values: HashMap<String, HashMap<String, Vec<Member>>> = HashMap::new();
+        let mut series = 0usize;
+        let mut values: HashMap<String, HashMap<String, Members>> = HashMap::new();
         let mut entities = HashSet::new();
-        for line in prometheus::parse(text) {
-            let line = line.map_err(|e| bad(format!("malformed Prometheus text: {e}")))?;
+        for (n, line) in prometheus::parse(text).enumerate() {
+            if n == MAX_LINES {
+                return Err(too_large(format!(
+                    "the answer has more than {MAX_LINES} lines"
+                )));
+            }
+            let line = line.map_err(|e| {
+                if e.is_over_limit() {
+                    too_large(format!("Prometheus text over a limit: {e}"))
+                } else {
+                    bad(format!("malformed Prometheus text: {e}"))
+                }
+            })?;
             let sample = match line {
                 Line::Sample(s) => s,
                 Line::Comment(c) => {
@@ -185,12 +238,13 @@ impl Answer {
                 value: sample.value,
                 timestamp: sample.timestamp,
             };
-            // A duplicate series keeps the newest sample (by timestamp when there is one, else
-            // the later line), so it is never counted twice.
-            match members.iter_mut().find(|m| m.server == member.server) {
-                Some(old) if old.timestamp <= member.timestamp => *old = member,
-                Some(_) => {}
-                None => members.push(member),
+            if members.add(member) {
+                series += 1;
+                if series > MAX_SERIES {
+                    return Err(too_large(format!(
+                        "the answer has more than {MAX_SERIES} series"
+                    )));
+                }
             }
         }
         if let Some(n) = announced
@@ -223,7 +277,9 @@ impl Answer {
         let name = prometheus_name(metric_id);
         let family = self.values.get(&name);
         match family.and_then(|f| f.get(entity)) {
-            Some(members) => Lookup::Found(aggregate_members(members, aggregation, self.read_at)),
+            Some(members) => {
+                Lookup::Found(aggregate_members(&members.list, aggregation, self.read_at))
+            }
             None if !self.entities.contains(entity) => Lookup::EntityAbsent,
             None if family.is_some() => Lookup::NoValueForEntity,
             None => Lookup::MetricAbsent,
@@ -513,5 +569,43 @@ avi_l4_server_avg_open_conns{uuid=\"pool-2\", type=\"pool\", tenant=\"admin\", s
             );
             assert!(bad(fixture!("html_error_page.txt")).contains("malformed"));
         }
+    }
+
+    fn too_large(text: &str) -> Error {
+        let e = Answer::parse(text, SelectorKind::Name, at()).unwrap_err();
+        assert!(e.is_too_large(), "{e}");
+        assert_eq!(e.reason(), api::Reason::AviResponseTooLarge);
+        e
+    }
+
+    #[test]
+    fn lines_over_the_limit_fail_as_too_large() {
+        let mut text = "# padding\n".repeat(MAX_LINES - 1);
+        text.push_str("avi_m{name=\"web\"} 1\n");
+        assert!(Answer::parse(&text, SelectorKind::Name, at()).is_ok());
+        text.push_str("avi_m{name=\"web\"} 2\n");
+        assert!(too_large(&text).to_string().contains("lines"));
+    }
+
+    #[test]
+    fn members_of_one_pool_are_indexed_and_capped() {
+        // One pool with MAX_SERIES distinct members: a linear search per sample would take
+        // minutes here, the index takes milliseconds.
+        let line = |i: usize| format!("avi_m{{name=\"web\", server=\"10.0.{i}:80\"}} 1\n");
+        let mut text: String = (0..MAX_SERIES).map(line).collect();
+        let a = Answer::parse(&text, SelectorKind::Name, at()).unwrap();
+        let s = value(a.lookup("web", "m", None));
+        assert_eq!(s.series as usize, MAX_SERIES);
+        assert_eq!(s.value, MAX_SERIES as f64);
+        text.push_str(&line(MAX_SERIES));
+        assert!(too_large(&text).to_string().contains("series"));
+    }
+
+    #[test]
+    fn too_many_labels_on_a_line_fail_as_too_large() {
+        let labels: Vec<String> = (0..=prometheus::MAX_LABELS)
+            .map(|i| format!("l{i}=\"{i}\""))
+            .collect();
+        too_large(&format!("avi_m{{{}}} 1\n", labels.join(",")));
     }
 }

@@ -68,6 +68,10 @@ pub struct RequestEvent<'a> {
 /// A callback for every HTTP request (see the module docs).
 pub type RequestObserver = Arc<dyn Fn(&RequestEvent<'_>) + Send + Sync>;
 
+/// A callback for every change of an endpoint's circuit breaker: the endpoint (without user
+/// info or query) and whether the breaker is now open (see [`PollerSettings::circuit_failures`](crate::PollerSettings::circuit_failures)).
+pub type CircuitObserver = Arc<dyn Fn(&Url, bool) + Send + Sync>;
+
 /// Cumulative counters of a poller since it was created.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PollerStats {
@@ -85,6 +89,8 @@ pub struct PollerStats {
     pub prefetched: u64,
     /// Batches sent (each is one or more requests).
     pub batches: u64,
+    /// Calls turned away because too many callers already waited on their connection.
+    pub busy: u64,
 }
 
 impl PollerStats {
@@ -117,6 +123,7 @@ pub(crate) struct StatsHub {
     pub batched: AtomicU64,
     pub prefetched: AtomicU64,
     pub batches: AtomicU64,
+    pub busy: AtomicU64,
 }
 
 impl StatsHub {
@@ -130,6 +137,7 @@ impl StatsHub {
             batched: AtomicU64::new(0),
             prefetched: AtomicU64::new(0),
             batches: AtomicU64::new(0),
+            busy: AtomicU64::new(0),
         }
     }
 
@@ -159,6 +167,7 @@ impl StatsHub {
             batched: get(&self.batched),
             prefetched: get(&self.prefetched),
             batches: get(&self.batches),
+            busy: get(&self.busy),
         }
     }
 }

@@ -330,6 +330,101 @@ async fn broken_bodies_are_bad_responses_or_retried() {
 }
 
 #[tokio::test]
+async fn a_huge_body_is_dropped_at_the_limit_while_it_streams() {
+    let sim = start(scenario(0), 1).await;
+    let h = sim.handle();
+    let poller = Poller::new(PollerSettings {
+        retries: 0,
+        max_response_bytes: 1 << 20,
+        ..settings()
+    });
+    let c = conn(&sim, AuthMode::Basic);
+    // Padding under the limit is valid text: the value reads as usual.
+    h.add_fault(
+        FaultSpec::new(FaultKind::HugeBody)
+            .bytes(512 << 10)
+            .on_path("/api/analytics/"),
+    )
+    .await
+    .unwrap();
+    one(&poller, &c, pool("web"))
+        .await
+        .expect("an answer under the limit");
+    // 1 GiB: reading it whole would take many seconds and a gigabyte; the client stops at
+    // 1 MiB.
+    h.add_fault(FaultSpec::new(FaultKind::HugeBody).on_path("/api/analytics/"))
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let e = one(&poller, &c, pool("web")).await.unwrap_err();
+    assert!(e.is_too_large(), "{e} {e:?}");
+    assert_eq!(e.reason(), api::Reason::AviResponseTooLarge);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    no_secret(&e);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_failing_endpoint_opens_its_breaker_and_a_probe_closes_it() {
+    let sim = start(scenario(0), 1).await;
+    let h = sim.handle();
+    let changes = Arc::new(Mutex::new(Vec::new()));
+    let seen = changes.clone();
+    let poller = Poller::new(PollerSettings {
+        retries: 2,
+        circuit_failures: 3,
+        circuit_open_for: Duration::from_millis(300),
+        circuit_observer: Some(Arc::new(move |url: &url::Url, open: bool| {
+            seen.lock().unwrap().push((url.to_string(), open));
+        })),
+        ..settings()
+    });
+    let c = conn(&sim, AuthMode::Basic);
+    let outage = h
+        .add_fault(FaultSpec::error(503, 1_000_000).on_path("/api/"))
+        .await
+        .unwrap();
+    // One poll: three failed rounds open the breaker.
+    let e = one(&poller, &c, pool("web")).await.unwrap_err();
+    assert!(e.is_server_error(), "{e}");
+    assert_eq!(h.counters().requests(METRICS), 3);
+    assert_eq!(changes.lock().unwrap().len(), 1);
+    assert!(changes.lock().unwrap()[0].1, "opened");
+    // While it is open, polls fail at once as unreachable, naming the last failure, and the
+    // controller is not asked.
+    let e = one(&poller, &c, pool("web")).await.unwrap_err();
+    assert!(e.is_unreachable(), "{e}");
+    assert_eq!(e.reason(), api::Reason::AviUnreachable);
+    let chain = format!("{e:?}");
+    assert!(chain.contains("503"), "{chain}");
+    assert_eq!(h.counters().requests(METRICS), 3);
+    // The controller recovers: once the open period is over, one probe closes the breaker.
+    h.remove_fault(outage);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if one(&poller, &c, pool("web")).await.is_ok() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the breaker never closed"
+        );
+        // Poll the condition, not the clock: the breaker's own period decides.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(h.counters().requests(METRICS), 4, "one probe");
+    assert_eq!(
+        changes.lock().unwrap().last().map(|(_, open)| *open),
+        Some(false)
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn an_empty_answer_is_no_data_not_zero() {
     let sim = start(scenario(0), 1).await;
     let h = sim.handle();
@@ -430,7 +525,7 @@ async fn an_untrusted_certificate_is_refused_unless_verification_is_skipped() {
     c.tls.extra_ca_pem = None;
     let e = one(&poller, &c, pool("web")).await.unwrap_err();
     assert!(e.is_tls(), "{e} {e:?}");
-    assert_eq!(e.reason(), api::Reason::AviUnreachable);
+    assert_eq!(e.reason(), api::Reason::AviTLSError);
     no_secret(&e);
     assert_eq!(sim.handle().counters().requests(LOGIN), 0);
     c.tls.insecure_skip_verify = true;

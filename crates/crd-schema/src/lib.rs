@@ -122,6 +122,25 @@ impl Part {
     }
 }
 
+/// `schema` as an API server before 1.36 enforces it: without `format: int32` (such servers
+/// store any integer there) and without `x-kubernetes-validations` (CEL off, as on servers
+/// where it is disabled). Everything else is kept.
+pub fn pre_1_36(schema: &Value) -> Value {
+    match schema {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(k, v)| {
+                    k.as_str() != "x-kubernetes-validations"
+                        && !(k.as_str() == "format" && v.as_str() == Some("int32"))
+                })
+                .map(|(k, v)| (k.clone(), pre_1_36(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(pre_1_36).collect()),
+        other => other.clone(),
+    }
+}
+
 /// Which part of an object a write can change, for [`CompiledSchema::admit_write`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Changed {

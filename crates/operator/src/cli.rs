@@ -180,6 +180,11 @@ pub struct RunArgs {
     #[arg(long, env = "AVI_AUTOSCALER_ALLOW_INSECURE_INLINE")]
     pub allow_insecure_inline: bool,
 
+    /// The largest answer read from an Avi controller, in bytes. A larger one is dropped while
+    /// it streams in, and its autoscalers report `AviResponseTooLarge`.
+    #[arg(long, value_name = "N", default_value_t = 8 << 20, value_parser = clap::value_parser!(u64).range(1024..), env = "AVI_AUTOSCALER_AVI_MAX_RESPONSE_BYTES")]
+    pub avi_max_response_bytes: u64,
+
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "AVI_AUTOSCALER_LOG_FORMAT")]
     pub log_format: LogFormat,

@@ -177,6 +177,23 @@ impl Connections {
         Ok(data)
     }
 
+    /// Drops the cached Secrets that no AviAutoscaler references any more (`is_referenced`
+    /// gets namespace and name) and those past their time to live.
+    pub fn retain_secrets(&self, is_referenced: impl Fn(&str, &str) -> bool) {
+        self.secrets.retain(|(ns, name)| is_referenced(ns, name));
+    }
+
+    /// The Secrets `spec.controller` reads: the credentials and the optional CA bundle.
+    pub fn secret_names(controller: &ControllerSpec) -> impl Iterator<Item = &str> {
+        std::iter::once(controller.credentials_secret_ref.name.as_str()).chain(
+            controller
+                .tls
+                .as_ref()
+                .and_then(|t| t.ca_secret_ref.as_ref())
+                .map(|ca| ca.name.as_str()),
+        )
+    }
+
     /// Forgets a cached Secret, so the next reconcile reads it again.
     pub fn forget(&self, namespace: &str, name: &str) {
         self.secrets
@@ -186,13 +203,8 @@ impl Connections {
     /// Forgets every Secret an AviAutoscaler's `spec.controller` uses (after the controller
     /// refused them).
     pub fn forget_for(&self, namespace: &str, controller: &ControllerSpec) {
-        self.forget(namespace, &controller.credentials_secret_ref.name);
-        if let Some(ca) = controller
-            .tls
-            .as_ref()
-            .and_then(|t| t.ca_secret_ref.as_ref())
-        {
-            self.forget(namespace, &ca.name);
+        for name in Self::secret_names(controller) {
+            self.forget(namespace, name);
         }
     }
 

@@ -39,6 +39,10 @@ pub const FIELD_MANAGER: &str = "avi-autoscaler";
 pub const MIN_BACKOFF: Duration = Duration::from_secs(1);
 /// …doubling up to this cap.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// A reconcile turned away because enough others already wait on the same Avi controller
+/// (see `avi::PollerSettings::max_waiting_per_connection`) tries again after this long: by
+/// then the answer it asked for is usually cached.
+pub const DEFERRED_RETRY: Duration = Duration::from_millis(250);
 /// An invalid spec is looked at again after this long even without a change (the schema may
 /// have been bypassed by a stored object that a newer operator version reads differently).
 pub const INVALID_SPEC_RECHECK: Duration = Duration::from_secs(600);
@@ -63,6 +67,25 @@ pub struct Context {
     pub leadership: Leadership,
     /// Consecutive failures per object, for the backoff.
     pub failures: Mutex<HashMap<ObjectRef<AviAutoscaler>, u32>>,
+}
+
+impl Context {
+    /// Drops what the process keeps about a deleted AviAutoscaler: its metric series, its
+    /// event recorder and its backoff entry. (A periodic sweep in `run` catches deletions a
+    /// watch missed; cached Secrets are shared, so only that sweep drops them.)
+    pub fn forget(&self, obj: &AviAutoscaler) {
+        let namespace = obj.namespace().unwrap_or_default();
+        let name = obj.name_any();
+        self.metrics
+            .retain_objects(|ns, n| !(ns == namespace && n == name));
+        if let Some(uid) = obj.uid() {
+            self.events.retain_objects(|u| u != uid);
+        }
+        self.failures
+            .lock()
+            .expect("backoff lock poisoned")
+            .remove(&ObjectRef::from(obj));
+    }
 }
 
 /// A reconcile that could not complete.
@@ -121,12 +144,13 @@ fn queries(spec: &ResolvedSpec) -> Vec<avi::MetricQuery> {
         .collect()
 }
 
-/// Reads the metrics of `spec`: one result per metric.
+/// Reads the metrics of `spec`: one result per metric, or `None` when the Avi controller
+/// already has its share of waiting reconciles (try again in [`DEFERRED_RETRY`]).
 async fn fetch_samples(
     ctx: &Context,
     namespace: &str,
     spec: &ResolvedSpec,
-) -> Vec<Result<scaling::Sample, scaling::Failure>> {
+) -> Option<Vec<Result<scaling::Sample, scaling::Failure>>> {
     let n = spec.metrics.len();
     let inline = match &spec.connection {
         api::ConnectionSource::Inline(c) => c,
@@ -135,7 +159,7 @@ async fn fetch_samples(
                 reason: api::Reason::ControllerNotFound,
                 message: format!("AviController {name} is not served by this operator version"),
             };
-            return vec![Err(failure); n];
+            return Some(vec![Err(failure); n]);
         }
     };
     // The policy first: a refused connection reads no Secret and calls no endpoint.
@@ -146,7 +170,7 @@ async fn fetch_samples(
                 reason: e.reason(),
                 message: e.to_string(),
             };
-            return vec![Err(failure); n];
+            return Some(vec![Err(failure); n]);
         }
     };
     let conn = match ctx.connections.build(namespace, inline).await {
@@ -160,15 +184,22 @@ async fn fetch_samples(
                 reason: e.reason(),
                 message: present::error_chain(&e),
             };
-            return vec![Err(failure); n];
+            return Some(vec![Err(failure); n]);
         }
     };
     // Half the polling interval: never an answer that was already there at the previous poll.
+    // The whole fetch ends within the interval, so the next poll is never late for it.
     let max_age = spec.polling_interval / 2;
     let results = ctx
         .poller
-        .fetch_within(&conn, &queries(spec), max_age)
+        .fetch_within_deadline(&conn, &queries(spec), max_age, spec.polling_interval)
         .await;
+    if results
+        .iter()
+        .any(|r| r.as_ref().is_err_and(avi::Error::is_busy))
+    {
+        return None;
+    }
     if results
         .iter()
         .any(|r| r.as_ref().is_err_and(avi::Error::is_unauthorized))
@@ -176,7 +207,7 @@ async fn fetch_samples(
         // The Secret may have been fixed since it was cached.
         ctx.connections.forget_for(namespace, inline);
     }
-    results
+    let samples = results
         .into_iter()
         .map(|r| match r {
             Ok(s) => Ok(scaling::Sample {
@@ -189,7 +220,8 @@ async fn fetch_samples(
                 message: present::error_chain(&e),
             }),
         })
-        .collect()
+        .collect();
+    Some(samples)
 }
 
 /// Reconciles one AviAutoscaler.
@@ -244,7 +276,13 @@ async fn reconcile_inner(
     // freshest replica count). A spec that cannot be used reads no metric; its target is still
     // read, so status shows the replica count that is held.
     let samples = match &spec {
-        Ok(spec) => fetch_samples(ctx, &namespace, spec).await,
+        Ok(spec) => match fetch_samples(ctx, &namespace, spec).await {
+            Some(samples) => samples,
+            None => {
+                debug!("the Avi controller is busy with other reconciles: deferring");
+                return Ok((Action::requeue(DEFERRED_RETRY), ReconcileResult::Deferred));
+            }
+        },
         Err(_) => Vec::new(),
     };
     let target_ref = match &spec {

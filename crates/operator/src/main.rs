@@ -9,6 +9,7 @@ mod admin;
 mod cli;
 mod connection;
 mod controller;
+mod decode;
 mod events;
 mod identity;
 mod inline;

@@ -1,8 +1,9 @@
 //! `avi-autoscaler run`: the operator process.
 //!
 //! [`run`] lists what the process runs: the admin endpoints, leader election if asked, one
-//! kube-runtime Controller per watched namespace (or one for all namespaces), a ticker that
-//! forgets deleted objects, and a graceful shutdown on SIGTERM or SIGINT (in-flight reconciles
+//! kube-runtime Controller per watched namespace (or one for all namespaces) fed by a watch
+//! that decodes objects one by one (`decode`), a ticker that forgets deleted objects, and a
+//! graceful shutdown on SIGTERM or SIGINT (in-flight reconciles
 //! finish, the lease is released).
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
@@ -11,8 +12,12 @@ use api::AviAutoscaler;
 use futures::{StreamExt, future};
 use kube::{
     Api, Client, ResourceExt,
+    api::DynamicObject,
     runtime::{
-        Controller, WatchStreamExt, controller::Config, predicates, reflector, reflector::Store,
+        Controller, WatchStreamExt,
+        controller::Config,
+        predicates, reflector,
+        reflector::{ObjectRef, Store},
         watcher,
     },
 };
@@ -24,6 +29,7 @@ use crate::{
     cli::RunArgs,
     connection::Connections,
     controller::{self, Context},
+    decode::{self, Decoder},
     events::Events,
     identity,
     inline::InlinePolicy,
@@ -37,7 +43,8 @@ use crate::{
 /// The `reportingController` of Events.
 pub const REPORTING_CONTROLLER: &str = "avi-autoscaler";
 
-/// How often the series and event recorders of deleted AviAutoscalers are dropped.
+/// How often the series, event recorders, backoff entries and cached Secrets of deleted
+/// AviAutoscalers are dropped.
 const FORGET_DELETED_EVERY: Duration = Duration::from_secs(30);
 
 /// Why the operator could not start or stopped with an error.
@@ -150,9 +157,19 @@ fn context(
     let observer: avi::RequestObserver = Arc::new(move |ev: &avi::RequestEvent<'_>| {
         avi_metrics.avi_request(ev.kind.as_str(), ev.outcome, ev.duration.as_secs_f64())
     });
+    let circuit_metrics = metrics.clone();
+    let circuit_observer: avi::CircuitObserver =
+        Arc::new(move |endpoint: &url::Url, open: bool| {
+            circuit_metrics.set_circuit_open(endpoint.as_str(), open)
+        });
     let poller = avi::Poller::new(avi::PollerSettings {
         observer: Some(observer),
+        circuit_observer: Some(circuit_observer),
         user_agent: identity::USER_AGENT.to_owned(),
+        max_response_bytes: usize::try_from(args.avi_max_response_bytes).unwrap_or(usize::MAX),
+        // One slow or dead controller holds at most half the reconcile workers; the others
+        // keep serving every other controller.
+        max_waiting_per_connection: usize::from(args.concurrency / 2).max(1),
         ..avi::PollerSettings::default()
     });
     Arc::new(Context {
@@ -194,10 +211,12 @@ impl Scope {
         }
     }
 
-    fn api(&self, client: &Client) -> Api<AviAutoscaler> {
+    /// The raw objects of the scope: decoded one by one, so one bad object cannot fail a list.
+    fn api(&self, client: &Client) -> Api<DynamicObject> {
+        let ar = decode::api_resource();
         match self {
-            Scope::All => Api::all(client.clone()),
-            Scope::Namespace(ns) => Api::namespaced(client.clone(), ns),
+            Scope::All => Api::all_with(client.clone(), &ar),
+            Scope::Namespace(ns) => Api::namespaced_with(client.clone(), ns, &ar),
         }
     }
 }
@@ -225,10 +244,17 @@ impl Controllers {
         for scope in Scope::of(args) {
             let (reader, writer) = reflector::store();
             let mut synced = readiness.add_watch();
+            let decoder = Decoder::new(ctx.clone(), reader.clone());
             // Reconcile on spec changes only: the operator's own status writes would otherwise
             // trigger a reconcile each. Timers (requeue) cover everything else.
             let stream = watcher(scope.api(client), watcher::Config::default().any_semantic())
                 .default_backoff()
+                .filter_map(move |event| {
+                    future::ready(match event {
+                        Ok(event) => decoder.event(event).map(Ok),
+                        Err(e) => Some(Err(e)),
+                    })
+                })
                 .reflect(writer)
                 .inspect(move |event| {
                     if matches!(event, Ok(watcher::Event::InitDone)) {
@@ -275,8 +301,9 @@ impl Controllers {
     }
 }
 
-/// Every [`FORGET_DELETED_EVERY`] until shutdown: drops the per-object metric series and event
-/// recorders of AviAutoscalers no longer in any watch's cache.
+/// Every [`FORGET_DELETED_EVERY`] until shutdown: drops the per-object metric series, event
+/// recorders and backoff entries of AviAutoscalers no longer in any watch's cache, the cached
+/// Secrets no AviAutoscaler references, and the Avi poller's state nobody asks for.
 async fn forget_deleted_objects(
     stores: Vec<Store<AviAutoscaler>>,
     ctx: Arc<Context>,
@@ -298,5 +325,27 @@ async fn forget_deleted_objects(
         ctx.metrics
             .retain_objects(|ns, name| names.contains(&(ns.to_owned(), name.to_owned())));
         ctx.events.retain_objects(|uid| uids.contains(uid));
+        let refs: HashSet<ObjectRef<AviAutoscaler>> = objects
+            .iter()
+            .map(|o| ObjectRef::from(o.as_ref()))
+            .collect();
+        ctx.failures
+            .lock()
+            .expect("backoff lock poisoned")
+            .retain(|r, _| refs.contains(r));
+        let secrets: HashSet<(String, String)> = objects
+            .iter()
+            .flat_map(|o| {
+                let ns = o.namespace().unwrap_or_default();
+                o.spec
+                    .controller
+                    .iter()
+                    .flat_map(Connections::secret_names)
+                    .map(move |name| (ns.clone(), name.to_owned()))
+            })
+            .collect();
+        ctx.connections
+            .retain_secrets(|ns, name| secrets.contains(&(ns.to_owned(), name.to_owned())));
+        ctx.poller.forget_unused();
     }
 }

@@ -47,17 +47,25 @@ pub enum ReconcileResult {
     Error,
     /// Skipped: this replica does not hold the leader lease.
     NotLeader,
+    /// Put off for a moment: enough reconciles already wait on the same Avi controller.
+    Deferred,
 }
 
 impl ReconcileResult {
-    /// The label value: `success`, `error` or `not_leader`.
+    /// The label value: `success`, `error`, `not_leader` or `deferred`.
     pub fn as_str(self) -> &'static str {
         match self {
             ReconcileResult::Success => "success",
             ReconcileResult::Error => "error",
             ReconcileResult::NotLeader => "not_leader",
+            ReconcileResult::Deferred => "deferred",
         }
     }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabels {
+    endpoint: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -121,6 +129,7 @@ pub struct Metrics {
     current_replicas: Family<ObjectLabels, Gauge>,
     scale_events: Family<ScaleLabels, Counter>,
     leader: Gauge,
+    circuit_open: Family<EndpointLabels, Gauge>,
     /// Which per-object series exist (prometheus-client families cannot be iterated).
     objects: Mutex<HashMap<ObjectLabels, HashSet<(String, String)>>>,
 }
@@ -152,6 +161,7 @@ impl Metrics {
             current_replicas: Family::default(),
             scale_events: Family::default(),
             leader: Gauge::default(),
+            circuit_open: Family::default(),
             objects: Mutex::default(),
             registry: Registry::default(),
         };
@@ -211,6 +221,11 @@ impl Metrics {
             "leader",
             "1 while this replica holds the leader lease (or runs without leader election)",
             m.leader.clone(),
+        );
+        registry.register(
+            "avi_circuit_open",
+            "1 while the circuit breaker of an Avi controller endpoint is open (the endpoint is not asked)",
+            m.circuit_open.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -319,6 +334,15 @@ impl Metrics {
             .inc();
     }
 
+    /// Records whether the circuit breaker of Avi endpoint `endpoint` is open.
+    pub fn set_circuit_open(&self, endpoint: &str, open: bool) {
+        self.circuit_open
+            .get_or_create(&EndpointLabels {
+                endpoint: endpoint.to_owned(),
+            })
+            .set(i64::from(open));
+    }
+
     /// Records whether this replica leads.
     pub fn set_leader(&self, leading: bool) {
         self.leader.set(i64::from(leading));
@@ -337,6 +361,13 @@ impl Metrics {
             }
             self.current_replicas.remove(object);
             self.desired_replicas.remove(object);
+            for direction in ["up", "down"] {
+                self.scale_events.remove(&ScaleLabels {
+                    namespace: object.namespace.clone(),
+                    name: object.name.clone(),
+                    direction,
+                });
+            }
             for (entity, metric) in series.drain() {
                 self.metric_value.remove(&MetricLabels {
                     namespace: object.namespace.clone(),

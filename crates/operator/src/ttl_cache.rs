@@ -38,6 +38,22 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
             .insert(key, (Instant::now(), value));
     }
 
+    /// Keeps only the entries whose key `keep` accepts and that have not expired, so keys
+    /// nobody asks for any more do not stay in memory.
+    pub fn retain(&self, keep: impl Fn(&K) -> bool) {
+        let ttl = self.ttl;
+        self.entries
+            .lock()
+            .expect("cache lock poisoned")
+            .retain(|k, (at, _)| at.elapsed() < ttl && keep(k));
+    }
+
+    /// How many entries are held (expired ones included until the next `retain`).
+    #[cfg(test)]
+    pub fn entry_count(&self) -> usize {
+        self.entries.lock().expect("cache lock poisoned").len()
+    }
+
     /// Forgets `key`, so the next caller reads afresh.
     pub fn remove(&self, key: &K) {
         self.entries
@@ -64,6 +80,21 @@ mod tests {
         // Storing again starts a new lifetime.
         cache.insert("a", 2);
         assert_eq!(cache.get(&"a"), Some(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retain_drops_unwanted_and_expired_entries() {
+        let cache = TtlCache::new(Duration::from_secs(30));
+        cache.insert("a", 1);
+        tokio::time::advance(Duration::from_secs(20)).await;
+        cache.insert("b", 2);
+        cache.insert("c", 3);
+        cache.retain(|k| *k != "c");
+        assert_eq!(cache.entry_count(), 2);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        cache.retain(|_| true);
+        assert_eq!(cache.entry_count(), 1, "the expired entry is dropped");
+        assert_eq!(cache.get(&"b"), Some(2));
     }
 
     #[tokio::test(start_paused = true)]

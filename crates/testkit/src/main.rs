@@ -38,6 +38,10 @@ struct Args {
     /// Print one line per request to stderr (method, path, status, client).
     #[arg(long)]
     log_requests: bool,
+    /// Admit custom objects as an API server before 1.36 does: no `format: int32`
+    /// enforcement, no CEL rules (so `maxReplicas: 2147483648` can be stored).
+    #[arg(long, env = "KUBE_STANDIN_PRE_1_36_VALIDATION")]
+    pre_1_36_validation: bool,
 }
 
 #[tokio::main]
@@ -62,6 +66,7 @@ async fn run(args: Args) -> Result<(), String> {
             status_delay: Duration::from_millis(args.workload_status_delay_ms),
             ready_delay: Duration::from_millis(args.workload_ready_delay_ms),
         },
+        pre_1_36_validation: args.pre_1_36_validation,
         ..Config::default()
     };
     let standin = KubeStandin::start(config)

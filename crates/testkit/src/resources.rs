@@ -85,6 +85,9 @@ pub(crate) struct CrdVersion {
     pub schema: Option<Value>,
     /// The schema with its CEL rules compiled, for admission.
     pub compiled: Option<Arc<crate::schema::CompiledSchema>>,
+    /// The schema as an API server before 1.36 admits with it (see
+    /// [`crate::schema::pre_1_36`]), for the stand-in's pre-1.36 mode.
+    pub compiled_pre_1_36: Option<Arc<crate::schema::CompiledSchema>>,
     pub columns: Vec<Column>,
     pub selectable_fields: Vec<(String, JsonPath)>,
 }
@@ -556,6 +559,11 @@ pub(crate) fn from_crd(crd: &Value) -> Result<Vec<Arc<ResourceType>>, Vec<(Strin
                 compiled: v
                     .pointer("/schema/openAPIV3Schema")
                     .map(|s| Arc::new(crate::schema::CompiledSchema::new(s))),
+                compiled_pre_1_36: v.pointer("/schema/openAPIV3Schema").map(|s| {
+                    Arc::new(crate::schema::CompiledSchema::new(
+                        &crate::schema::pre_1_36(s),
+                    ))
+                }),
                 columns,
                 selectable_fields,
             })),

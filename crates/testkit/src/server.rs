@@ -55,6 +55,10 @@ pub struct Config {
     pub workloads: WorkloadSim,
     /// How many requests the request log keeps (the oldest are dropped first).
     pub request_log_limit: usize,
+    /// Admit custom objects as an API server before 1.36 does: `format: int32` is not
+    /// enforced (`maxReplicas: 2147483648` is stored) and CEL rules are not evaluated. Other
+    /// schema checks (types, `minimum`, `maximum`, enums, …) still apply.
+    pub pre_1_36_validation: bool,
 }
 
 impl Default for Config {
@@ -66,6 +70,7 @@ impl Default for Config {
             watch_timeout: Duration::from_secs(1800),
             workloads: WorkloadSim::default(),
             request_log_limit: 100_000,
+            pre_1_36_validation: false,
         }
     }
 }
@@ -111,6 +116,7 @@ impl KubeStandin {
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(config.watch_history));
+        shared.with(|s| s.pre_1_36_validation = config.pre_1_36_validation);
         let workloads = Arc::new(Mutex::new(config.workloads.clone()));
         let inner = Arc::new(Inner {
             api: ApiCtx {
@@ -292,6 +298,12 @@ impl KubeStandin {
     /// The active faults (with their remaining `times`).
     pub fn faults(&self) -> Vec<(FaultId, Fault)> {
         self.inner.faults.list()
+    }
+
+    /// Switches the pre-1.36 admission on or off (see [`Config::pre_1_36_validation`]);
+    /// objects already stored stay as they are.
+    pub fn set_pre_1_36_validation(&self, on: bool) {
+        self.inner.shared.with(|s| s.pre_1_36_validation = on);
     }
 
     /// Ends every open watch stream now; returns how many there were.
@@ -627,6 +639,20 @@ async fn admin(
             Ok(n) if inner.faults.remove(FaultId(n)) => admin_json(200, &json!({"removed": n})),
             Ok(n) => admin_error(404, &format!("no fault {n}")),
             Err(_) => admin_error(400, &format!("invalid fault id {id:?}")),
+        },
+        ("GET", ["validation"]) => {
+            let on = inner.shared.with(|s| s.pre_1_36_validation);
+            admin_json(200, &json!({"pre136": on}))
+        }
+        ("PUT", ["validation"]) => match serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|v| v.get("pre136").and_then(Value::as_bool))
+        {
+            Some(on) => {
+                inner.shared.with(|s| s.pre_1_36_validation = on);
+                admin_json(200, &json!({"pre136": on}))
+            }
+            None => admin_error(400, "expected {\"pre136\": true|false}"),
         },
         ("POST", ["watches", "drop"]) => {
             let n = inner.shared.with(|s| s.drop_watches());

@@ -178,6 +178,8 @@ pub(crate) struct State {
     watchers: Vec<WatcherSlot>,
     random: RandomState,
     counter: u64,
+    /// Admit custom objects as an API server before 1.36 does (no int32 check, no CEL).
+    pub(crate) pre_1_36_validation: bool,
 }
 
 /// The first resourceVersion; not 1, so that clients never confuse it with "any" (`0`).
@@ -198,6 +200,7 @@ impl State {
             watchers: Vec::new(),
             random: RandomState::new(),
             counter: 0,
+            pre_1_36_validation: false,
         };
         let ns_type = s
             .registry
@@ -1411,7 +1414,13 @@ impl State {
                 });
             }
             Behaviour::Custom => {
-                let Some(compiled) = rt.crd.as_ref().and_then(|c| c.compiled.clone()) else {
+                let Some(compiled) = rt.crd.as_ref().and_then(|c| {
+                    if self.pre_1_36_validation {
+                        c.compiled_pre_1_36.clone()
+                    } else {
+                        c.compiled.clone()
+                    }
+                }) else {
                     return Ok(());
                 };
                 let schema = compiled.schema();

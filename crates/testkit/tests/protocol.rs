@@ -1647,3 +1647,58 @@ async fn secrets_fold_string_data() {
         400
     );
 }
+
+/// The AviAutoscaler CRD as it was before its int32 fields had a `maximum`: only
+/// `format: int32` says how large `maxReplicas` may be.
+fn crd_without_max_replicas_maximum() -> Value {
+    let mut crd = support::crd();
+    for v in crd["spec"]["versions"].as_array_mut().expect("versions") {
+        if let Some(max) = v
+            .pointer_mut("/schema/openAPIV3Schema/properties/spec/properties/maxReplicas")
+            .and_then(Value::as_object_mut)
+        {
+            max.remove("maximum");
+        }
+    }
+    crd
+}
+
+#[tokio::test]
+async fn pre_1_36_validation_stores_what_older_api_servers_store() {
+    let standin = start().await;
+    standin
+        .store()
+        .create(crd_without_max_replicas_maximum())
+        .expect("the CRD is accepted");
+    let mut big = aas("default", "big");
+    big["spec"]["maxReplicas"] = json!(2_147_483_648_i64);
+    let mut inverted = aas("default", "inverted");
+    inverted["spec"]["minReplicas"] = json!(10);
+    let refused = standin.store().create(big.clone()).unwrap_err();
+    assert!(format!("{refused:?}").contains("int32"), "{refused:?}");
+    let refused = standin.store().create(inverted.clone()).unwrap_err();
+    assert!(
+        format!("{refused:?}").contains("maxReplicas"),
+        "{refused:?}"
+    );
+
+    standin.set_pre_1_36_validation(true);
+    let stored = standin
+        .store()
+        .create(big)
+        .expect("stored without int32 check");
+    assert_eq!(stored["spec"]["maxReplicas"], json!(2_147_483_648_i64));
+    standin
+        .store()
+        .create(inverted)
+        .expect("stored without CEL rules");
+    // Other schema checks still apply.
+    let mut negative = aas("default", "negative");
+    negative["spec"]["maxReplicas"] = json!(0);
+    assert!(standin.store().create(negative).is_err());
+
+    standin.set_pre_1_36_validation(false);
+    let mut again = aas("default", "again");
+    again["spec"]["maxReplicas"] = json!(2_147_483_648_i64);
+    assert!(standin.store().create(again).is_err());
+}

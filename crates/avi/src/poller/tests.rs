@@ -564,3 +564,96 @@ async fn a_batch_refused_for_every_name_is_not_bisected_to_the_end() {
     assert!(r.iter().all(Result::is_err));
     assert_eq!(fake.request_count(), 3);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_caller_gives_up_at_its_deadline_or_the_connections() {
+    // The request never finishes: the gate is never opened.
+    let gate = Arc::new(Semaphore::new(0));
+    let fake = Fake::with(|s| s.gate = Some(gate.clone()));
+    fake.set("web", OPEN, &[3.0]);
+    let core = core(&fake, settings(50));
+    let started = Instant::now();
+    let r = core
+        .fetch_until(&conn(), &[pool("web", OPEN)], TICK, Duration::from_secs(3))
+        .await
+        .remove(0);
+    let e = r.unwrap_err();
+    assert!(e.is_timeout(), "{e}");
+    assert_eq!(started.elapsed(), Duration::from_secs(3));
+    // Without a deadline of its own, the connection's timeout (10 s, one endpoint) bounds the
+    // wait, plus the coalescing window.
+    let started = Instant::now();
+    let e = core
+        .fetch(&conn(), &[pool("web", OPEN)], TICK)
+        .await
+        .remove(0)
+        .unwrap_err();
+    assert!(e.is_timeout(), "{e}");
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(10) + PollerSettings::default().coalesce_window
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn callers_beyond_the_waiting_limit_are_turned_away_at_once() {
+    let gate = Arc::new(Semaphore::new(0));
+    let fake = Fake::with(|s| s.gate = Some(gate.clone()));
+    fake.set("web", OPEN, &[3.0]);
+    let core = core(
+        &fake,
+        PollerSettings {
+            max_waiting_per_connection: 2,
+            ..settings(50)
+        },
+    );
+    let waiting: Vec<_> = (0..2)
+        .map(|_| {
+            let core = core.clone();
+            tokio::spawn(async move { core.fetch(&conn(), &[pool("web", OPEN)], TICK).await })
+        })
+        .collect();
+    while fake.request_count() == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let started = Instant::now();
+    let third = core
+        .fetch(&conn(), &[pool("web", OPEN)], TICK)
+        .await
+        .remove(0);
+    let e = third.unwrap_err();
+    assert!(e.is_busy(), "{e}");
+    assert_eq!(
+        started.elapsed(),
+        Duration::ZERO,
+        "a busy caller never waits"
+    );
+    assert_eq!(core.stats.snapshot().busy, 1);
+    gate.add_permits(1);
+    for w in waiting {
+        assert_eq!(w.await.unwrap()[0].as_ref().unwrap().value, 3.0);
+    }
+    // The answer the turned-away caller asked for is cached: asking again finds it.
+    let again = core.fetch(&conn(), &[pool("web", OPEN)], TICK).await;
+    assert_eq!(again[0].as_ref().unwrap().value, 3.0);
+    assert_eq!(fake.request_count(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn state_nobody_asks_for_is_forgotten() {
+    let fake = Fake::default();
+    fake.set("web", OPEN, &[3.0]);
+    let core = core(
+        &fake,
+        PollerSettings {
+            interest_ttl: Duration::from_secs(60),
+            ..settings(50)
+        },
+    );
+    core.fetch(&conn(), &[pool("web", OPEN)], TICK).await;
+    core.forget_unused();
+    assert_eq!(core.batch_count(), 1, "a pair asked a moment ago is kept");
+    tokio::time::advance(Duration::from_secs(61) + TICK).await;
+    core.forget_unused();
+    assert_eq!(core.batch_count(), 0, "the pair's interest ran out");
+}
