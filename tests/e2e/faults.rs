@@ -6,7 +6,9 @@
 use std::time::{Duration, Instant};
 
 use avi_sim::{FaultKind, FaultSpec, RunningSim, Scenario, Sim, SimConfig};
-use e2e::{AUTOSCALER, Cluster, NAMESPACE, Operator, kuard_autoscaler, kuard_manifests};
+use e2e::{
+    ALLOW_INLINE, AUTOSCALER, Cluster, NAMESPACE, Operator, kuard_autoscaler, kuard_manifests,
+};
 use serde_json::{Value, json};
 use testkit::ObjectRef;
 
@@ -111,7 +113,7 @@ async fn a_huge_body_is_cut_at_the_limit_and_memory_stays_bounded() {
         )
         .await
         .expect("a fault");
-    let operator = Operator::start(&cluster, "operator", &[]);
+    let operator = Operator::start(&cluster, "operator", &[ALLOW_INLINE]);
     let sampler = RssSampler::start(operator.pid());
 
     let message = cluster
@@ -155,7 +157,7 @@ async fn a_blackholed_controller_does_not_delay_a_healthy_one() {
         aas["spec"]["controller"]["endpoints"] = json!([dead]);
         cluster.kube.store().create(aas).expect("created");
     }
-    let operator = Operator::start(&cluster, "operator", &[]);
+    let operator = Operator::start(&cluster, "operator", &[ALLOW_INLINE]);
     cluster.wait_reason("Ready", "Active").await;
     cluster
         .wait_reason_of("dead-0", "ScalingActive", "AviUnreachable")
@@ -239,7 +241,7 @@ async fn an_undecodable_object_is_reported_and_the_others_keep_scaling() {
         .create(bad)
         .expect("stored, as an API server before 1.36 stores it");
 
-    let _operator = Operator::start(&cluster, "operator", &[]);
+    let _operator = Operator::start(&cluster, "operator", &[ALLOW_INLINE]);
     let message = cluster
         .wait_reason_of("too-big", "ScalingActive", "InvalidSpec")
         .await;
@@ -269,7 +271,7 @@ async fn deleting_a_thousand_objects_leaves_nothing_behind() {
     cluster.install_crd();
     let spec = json!({"pollingIntervalSeconds": 1});
     let sim = seed(&cluster, spec.clone()).await;
-    let operator = Operator::start(&cluster, "operator", &[]);
+    let operator = Operator::start(&cluster, "operator", &[ALLOW_INLINE]);
     cluster.wait_reason("Ready", "Active").await;
     let idle_series = series(&operator).await;
 

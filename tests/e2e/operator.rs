@@ -311,7 +311,7 @@ async fn configuration_errors_surface_as_conditions_and_events_and_scale_nothing
         json!({"controller": {"credentialsSecretRef": {"name": "forbidden"}}}),
     ));
     cluster.apply(&[
-        r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"wrong","namespace":"routing-ns1"},"stringData":{"username":"admin","password":"not-the-password"}}"#,
+        r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"wrong","namespace":"routing-ns1","labels":{"autoscaling.avi.dev/credentials":"true"}},"stringData":{"username":"admin","password":"not-the-password"}}"#,
         &variant("wrong-password", json!({"controller": {"credentialsSecretRef": {"name": "wrong"}, "authMode": "session"}})),
     ].join("\n---\n"));
     cluster.apply(&variant("unknown-pool", json!({"metrics": [{"entity": {"type": "pool", "name": "no-such-pool"}, "metricId": "l4_server.avg_open_conns", "target": {"type": "AverageValue", "averageValue": 200}}]})));
