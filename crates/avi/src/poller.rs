@@ -13,7 +13,7 @@ use tokio::{sync::watch, time::Instant};
 
 use crate::{
     absent::{self, Absent, no_value},
-    client::{Connection, RetryPolicy},
+    client::{Connection, ControllerInfo, RetryPolicy},
     config::{ConnectionConfig, ConnectionKey},
     error::{Error, Kind},
     plan::{RequestOutcome, fetch_split, plan_chunks},
@@ -164,6 +164,13 @@ impl Poller {
     ) -> Vec<Result<Sample, Error>> {
         let max_age = max_age.min(self.core.settings.cache_ttl);
         self.core.fetch(conn, queries, max_age).await
+    }
+
+    /// Logs in to the controller of `conn` and reads its version, through the same shared
+    /// connection, pool and session the metric reads of `conn` use.
+    pub async fn probe(&self, conn: &ConnectionConfig) -> Result<ControllerInfo, Error> {
+        let (_, connection) = self.core.connection(conn)?;
+        connection.probe().await
     }
 
     /// Cumulative counters since the poller was created.
