@@ -58,6 +58,10 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Whether this replica may write.
     pub leadership: Leadership,
+    /// The AviController and Namespace caches `spec.controllerRef` is resolved from.
+    pub controller_refs: crate::controller_ref::ControllerRefs,
+    /// The namespace the Secrets of AviControllers are read from.
+    pub cluster_namespace: String,
     /// Consecutive failures per object, for the backoff.
     pub failures: Mutex<HashMap<ObjectRef<AviAutoscaler>, u32>>,
 }
@@ -125,17 +129,20 @@ async fn fetch_samples(
     spec: &ResolvedSpec,
 ) -> Vec<Result<scaling::Sample, scaling::Failure>> {
     let n = spec.metrics.len();
-    let inline = match &spec.connection {
-        api::ConnectionSource::Inline(c) => c,
+    // An AviController's Secrets live in the cluster-resource namespace, an inline
+    // connection's in the autoscaler's own.
+    let referenced;
+    let (secret_namespace, controller) = match &spec.connection {
+        api::ConnectionSource::Inline(c) => (namespace, c),
         api::ConnectionSource::Reference(name) => {
-            let failure = scaling::Failure {
-                reason: api::Reason::ControllerNotFound,
-                message: format!("AviController {name} is not served by this operator version"),
-            };
-            return vec![Err(failure); n];
+            match ctx.controller_refs.resolve(name, namespace) {
+                Ok(c) => referenced = c,
+                Err(failure) => return vec![Err(failure); n],
+            }
+            (ctx.cluster_namespace.as_str(), &referenced.spec.connection)
         }
     };
-    let conn = match ctx.connections.build(namespace, inline).await {
+    let conn = match ctx.connections.build(secret_namespace, controller).await {
         Ok(c) => c,
         Err(e) => {
             let failure = scaling::Failure {
@@ -156,7 +163,7 @@ async fn fetch_samples(
         .any(|r| r.as_ref().is_err_and(avi::Error::is_unauthorized))
     {
         // The Secret may have been fixed since it was cached.
-        ctx.connections.forget_for(namespace, inline);
+        ctx.connections.forget_for(secret_namespace, controller);
     }
     results
         .into_iter()
