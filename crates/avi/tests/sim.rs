@@ -157,7 +157,11 @@ async fn a_probe_reads_the_version_over_the_session_the_metric_reads_share() {
     one(&poller, &c, pool("web")).await.expect("a value");
     let counters = sim.handle().counters();
     assert_eq!(counters.requests("GET /api/cluster/version"), 1);
-    assert_eq!(counters.requests(LOGIN), 1, "one session for the probe and the reads");
+    assert_eq!(
+        counters.requests(LOGIN),
+        1,
+        "one session for the probe and the reads"
+    );
     assert_eq!(poller.stats().requests(RequestKind::Version, "ok"), 1);
 
     for mode in [AuthMode::Session, AuthMode::Basic] {
