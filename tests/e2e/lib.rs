@@ -170,10 +170,15 @@ impl Cluster {
         );
     }
 
-    /// Installs the CRD from `config/crd` with `kubectl apply`.
+    /// Installs both CRDs (AviAutoscaler, AviController) from `config/crd` with `kubectl apply`.
     pub fn install_crd(&self) {
-        let crd = workspace_root().join("config/crd/aviautoscalers.autoscaling.avi.dev.yaml");
-        self.kubectl_ok(&["apply", "-f", crd.to_str().expect("a UTF-8 path")], None);
+        for file in [
+            "aviautoscalers.autoscaling.avi.dev.yaml",
+            "avicontrollers.autoscaling.avi.dev.yaml",
+        ] {
+            let crd = workspace_root().join("config/crd").join(file);
+            self.kubectl_ok(&["apply", "-f", crd.to_str().expect("a UTF-8 path")], None);
+        }
     }
 
     /// The object, read straight from the stand-in's store.

@@ -28,6 +28,9 @@ from conftest import (
 OPERATOR_RULES = [
     {"apiGroups": ["autoscaling.avi.dev"], "resources": ["aviautoscalers"], "verbs": ["list", "watch"]},
     {"apiGroups": ["autoscaling.avi.dev"], "resources": ["aviautoscalers/status"], "verbs": ["patch"]},
+    {"apiGroups": ["autoscaling.avi.dev"], "resources": ["avicontrollers"], "verbs": ["list", "watch"]},
+    {"apiGroups": ["autoscaling.avi.dev"], "resources": ["avicontrollers/status"], "verbs": ["patch"]},
+    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
     {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "replicasets"], "verbs": ["get"]},
     {
         "apiGroups": ["apps"],

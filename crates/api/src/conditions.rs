@@ -219,6 +219,8 @@ string_enum! {
         AviResponseTooLarge,
         /// Warning: the TLS handshake with the controller failed.
         AviTLSError,
+        /// Normal: an AviController became Ready (logged in and read the controller's version).
+        Connected,
         /// Warning: another AviAutoscaler manages the same target.
         AmbiguousTarget,
         /// Warning: a HorizontalPodAutoscaler manages the same target.
@@ -249,6 +251,8 @@ string_enum! {
         Pause,
         /// Writing the AviAutoscaler's status.
         UpdateStatus,
+        /// Probing an AviController (login and version read).
+        Probe,
     }
 }
 
@@ -285,6 +289,7 @@ impl EventReason {
             Self::EndpointNotAllowed => (Warning, ComputeReplicas),
             Self::AviResponseTooLarge => (Warning, ComputeReplicas),
             Self::AviTLSError => (Warning, ComputeReplicas),
+            Self::Connected => (Normal, Probe),
             Self::AmbiguousTarget => (Warning, Scale),
             Self::ConflictingHorizontalPodAutoscaler => (Warning, Scale),
         }
@@ -336,6 +341,7 @@ mod tests {
             ("EndpointNotAllowed", "Warning", "ComputeReplicas"),
             ("AviResponseTooLarge", "Warning", "ComputeReplicas"),
             ("AviTLSError", "Warning", "ComputeReplicas"),
+            ("Connected", "Normal", "Probe"),
             ("AmbiguousTarget", "Warning", "Scale"),
             ("ConflictingHorizontalPodAutoscaler", "Warning", "Scale"),
         ];

@@ -742,6 +742,57 @@ impl Connection {
     }
 }
 
+/// What a probe of a controller found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ControllerInfo {
+    /// The controller's software version (`Version` of `GET /api/cluster/version`).
+    pub version: String,
+    /// The endpoint that answered, as configured.
+    pub endpoint: String,
+}
+
+impl Connection {
+    /// Logs in (session auth) and reads the controller's version, failing over like every
+    /// request. `api/cluster/version` needs authentication (unlike `api/initial-data`, which
+    /// carries the same version), so a refused password shows in Basic mode too.
+    pub(crate) async fn probe(&self) -> Result<ControllerInfo, Error> {
+        #[derive(serde::Deserialize)]
+        struct Version {
+            #[serde(rename = "Version")]
+            version: String,
+        }
+        let reply = self
+            .get(&ApiRequest {
+                kind: RequestKind::Version,
+                path: "api/cluster/version",
+                query: "",
+                tenant_header: None,
+                poll: 0,
+                max_bytes: usize::MAX,
+            })
+            .await?;
+        if !reply.status.is_success() {
+            return Err(status_error(Kind::BadResponse, &reply));
+        }
+        let parsed: Version = serde_json::from_slice(&reply.body).map_err(|e| {
+            Error::new(Kind::BadResponse)
+                .with_endpoint(&reply.url)
+                .with_detail("the controller version is not the expected JSON")
+                .with_source(e)
+        })?;
+        let endpoint = self
+            .key
+            .endpoints
+            .get(self.preferred.load(Ordering::Relaxed))
+            .map(|u| u.as_str().trim_end_matches('/').to_owned())
+            .unwrap_or_default();
+        Ok(ControllerInfo {
+            version: parsed.version,
+            endpoint,
+        })
+    }
+}
+
 impl Transport for Connection {
     async fn fetch_metrics(&self, req: &MetricsRequest) -> Result<Answer, Error> {
         let path = format!(

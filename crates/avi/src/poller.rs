@@ -21,7 +21,7 @@ use tokio::{sync::watch, time::Instant};
 
 use crate::{
     absent::{self, Absent, no_value},
-    client::{Connection, RetryPolicy},
+    client::{Connection, ControllerInfo, RetryPolicy},
     config::{ConnectionConfig, ConnectionKey},
     error::{Error, Kind},
     plan::{RequestOutcome, fetch_split, plan_chunks},
@@ -236,6 +236,13 @@ impl Poller {
     /// so deleted autoscalers leave nothing behind.
     pub fn forget_unused(&self) {
         self.core.forget_unused()
+    }
+
+    /// Logs in to the controller of `conn` and reads its version, through the same shared
+    /// connection, pool and session the metric reads of `conn` use.
+    pub async fn probe(&self, conn: &ConnectionConfig) -> Result<ControllerInfo, Error> {
+        let (_, connection, _) = self.core.connection(conn)?;
+        connection.probe().await
     }
 
     /// Cumulative counters since the poller was created.

@@ -30,16 +30,19 @@ pub enum RequestKind {
     Inventory,
     /// `GET /api/analytics/metric_id`: which metric ids does the controller offer?
     MetricCatalog,
+    /// `GET /api/cluster/version`: the probe of a shared controller connection.
+    Version,
 }
 
 impl RequestKind {
-    /// A fixed label value: `login`, `metrics`, `inventory` or `metric_catalog`.
+    /// A fixed label value: `login`, `metrics`, `inventory`, `metric_catalog` or `version`.
     pub fn as_str(self) -> &'static str {
         match self {
             RequestKind::Login => "login",
             RequestKind::Metrics => "metrics",
             RequestKind::Inventory => "inventory",
             RequestKind::MetricCatalog => "metric_catalog",
+            RequestKind::Version => "version",
         }
     }
 }

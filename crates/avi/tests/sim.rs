@@ -148,6 +148,34 @@ async fn session_auth_logs_in_once_and_reuses_the_session() {
 }
 
 #[tokio::test]
+async fn a_probe_reads_the_version_over_the_session_the_metric_reads_share() {
+    let sim = start(scenario(0), 1).await;
+    let poller = Poller::new(settings());
+    let c = conn(&sim, AuthMode::Session);
+    let info = poller.probe(&c).await.expect("the probe succeeds");
+    assert_eq!(info.endpoint, sim.urls()[0].trim_end_matches('/'));
+    assert!(!info.version.is_empty(), "{info:?}");
+    one(&poller, &c, pool("web")).await.expect("a value");
+    let counters = sim.handle().counters();
+    assert_eq!(counters.requests("GET /api/cluster/version"), 1);
+    assert_eq!(
+        counters.requests(LOGIN),
+        1,
+        "one session for the probe and the reads"
+    );
+    assert_eq!(poller.stats().requests(RequestKind::Version, "ok"), 1);
+
+    for mode in [AuthMode::Session, AuthMode::Basic] {
+        let mut wrong = conn(&sim, mode);
+        wrong.credentials = Credentials::new("admin", "wrong-password");
+        let e = poller.probe(&wrong).await.unwrap_err();
+        assert!(e.is_unauthorized(), "{mode:?}: {e}");
+        assert!(!format!("{e} {e:?}").contains("wrong-password"));
+    }
+    sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn basic_auth_sends_credentials_on_every_request_and_never_logs_in() {
     let sim = start(scenario(0), 1).await;
     let poller = Poller::new(settings());

@@ -135,6 +135,11 @@ pub struct RunArgs {
     )]
     pub lease_namespace: String,
 
+    /// The namespace the Secrets of AviControllers are read from (the operator's own); when
+    /// neither this nor $POD_NAMESPACE is set, the kubeconfig's default namespace.
+    #[arg(long, value_name = "NS", env = "POD_NAMESPACE")]
+    pub cluster_resource_namespace: Option<String>,
+
     /// Name of the Lease.
     #[arg(long, value_name = "NAME", default_value = "avi-autoscaler")]
     pub lease_name: String,

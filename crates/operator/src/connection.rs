@@ -119,11 +119,22 @@ impl ConnectionError {
 /// The data of a Secret.
 type SecretData = BTreeMap<String, ByteString>;
 
+/// Whose Secrets a connection reads, which decides whether they must carry the label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecretOrigin {
+    /// An AviController's Secrets in the cluster-resource namespace, set up by the cluster's
+    /// administrators: read as they are.
+    AviController,
+    /// An inline `spec.controller`'s Secrets in the autoscaler's namespace: only those labelled
+    /// `autoscaling.avi.dev/credentials: "true"`, and their data only after the label is seen.
+    Inline,
+}
+
 /// Builds connections, caching Secret reads.
 pub struct Connections {
     client: Client,
-    /// Secret data by (namespace, name).
-    secrets: TtlCache<(String, String), SecretData>,
+    /// Secret data by (namespace, name), and whether the Secret carries the credentials label.
+    secrets: TtlCache<(String, String), (SecretData, bool)>,
 }
 
 impl Connections {
@@ -135,12 +146,13 @@ impl Connections {
         }
     }
 
-    async fn secret(&self, namespace: &str, name: &str) -> Result<SecretData, ConnectionError> {
-        let key = (namespace.to_owned(), name.to_owned());
-        if let Some(data) = self.secrets.get(&key) {
-            return Ok(data);
-        }
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+    async fn secret(
+        &self,
+        namespace: &str,
+        name: &str,
+        origin: SecretOrigin,
+    ) -> Result<SecretData, ConnectionError> {
+        let require_label = origin == SecretOrigin::Inline;
         let not_found = || ConnectionError::SecretNotFound {
             namespace: namespace.to_owned(),
             name: name.to_owned(),
@@ -149,17 +161,29 @@ impl Connections {
             namespace: namespace.to_owned(),
             name: name.to_owned(),
         };
-        // The label is checked on the metadata alone, so an unlabelled Secret's data is never
-        // transferred.
-        let meta = api
-            .get_metadata_opt(name)
-            .await
-            .map_err(|source| ConnectionError::read(namespace, name, source))?;
-        let Some(meta) = meta else {
-            return Err(not_found());
-        };
-        if !is_labelled(meta.metadata.labels.as_ref()) {
-            return Err(not_allowed());
+        let key = (namespace.to_owned(), name.to_owned());
+        if let Some((data, labelled)) = self.secrets.get(&key) {
+            // A Secret cached for an AviController is no inline connection's to use unless it
+            // carries the label too.
+            if require_label && !labelled {
+                return Err(not_allowed());
+            }
+            return Ok(data);
+        }
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        if require_label {
+            // The label is checked on the metadata alone, so an unlabelled Secret's data is
+            // never transferred.
+            let meta = api
+                .get_metadata_opt(name)
+                .await
+                .map_err(|source| ConnectionError::read(namespace, name, source))?;
+            let Some(meta) = meta else {
+                return Err(not_found());
+            };
+            if !is_labelled(meta.metadata.labels.as_ref()) {
+                return Err(not_allowed());
+            }
         }
         let secret = api
             .get_opt(name)
@@ -168,12 +192,13 @@ impl Connections {
         let Some(secret) = secret else {
             return Err(not_found());
         };
+        let labelled = is_labelled(secret.metadata.labels.as_ref());
         // The label may have been removed between the two reads.
-        if !is_labelled(secret.metadata.labels.as_ref()) {
+        if require_label && !labelled {
             return Err(not_allowed());
         }
         let data = secret.data.unwrap_or_default();
-        self.secrets.insert(key, data.clone());
+        self.secrets.insert(key, (data.clone(), labelled));
         Ok(data)
     }
 
@@ -223,19 +248,22 @@ impl Connections {
             })
     }
 
-    /// The connection of an AviAutoscaler in `namespace`, from its `spec.controller`.
+    /// The connection described by `c`, with its Secrets from `namespace`: an AviAutoscaler's
+    /// own namespace for an inline `spec.controller`, the cluster-resource namespace for an
+    /// AviController.
     pub async fn build(
         &self,
         namespace: &str,
         c: &ControllerSpec,
+        origin: SecretOrigin,
     ) -> Result<ConnectionConfig, ConnectionError> {
         let secret_name = &c.credentials_secret_ref.name;
-        let data = self.secret(namespace, secret_name).await?;
+        let data = self.secret(namespace, secret_name, origin).await?;
         let username = Self::key(&data, namespace, secret_name, "username")?;
         let password = Self::key(&data, namespace, secret_name, "password")?;
         let extra_ca_pem = match c.tls.as_ref().and_then(|t| t.ca_secret_ref.as_ref()) {
             Some(SecretKeyRef { name, key }) => {
-                let ca = self.secret(namespace, name).await?;
+                let ca = self.secret(namespace, name, origin).await?;
                 Some(Self::key(&ca, namespace, name, key)?)
             }
             None => None,

@@ -25,7 +25,7 @@ use serde_json::json;
 use tracing::{debug, info, instrument, warn};
 
 use crate::{
-    connection::Connections,
+    connection::{Connections, SecretOrigin},
     events::Events,
     inline::InlinePolicy,
     leader::Leadership,
@@ -65,6 +65,10 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Whether this replica may write.
     pub leadership: Leadership,
+    /// The AviController and Namespace caches `spec.controllerRef` is resolved from.
+    pub controller_refs: crate::controller_ref::ControllerRefs,
+    /// The namespace the Secrets of AviControllers are read from.
+    pub cluster_namespace: String,
     /// Consecutive failures per object, for the backoff.
     pub failures: Mutex<HashMap<ObjectRef<AviAutoscaler>, u32>>,
 }
@@ -152,28 +156,43 @@ async fn fetch_samples(
     spec: &ResolvedSpec,
 ) -> Option<Vec<Result<scaling::Sample, scaling::Failure>>> {
     let n = spec.metrics.len();
-    let inline = match &spec.connection {
-        api::ConnectionSource::Inline(c) => c,
+    // An AviController's Secrets live in the cluster-resource namespace, an inline
+    // connection's in the autoscaler's own.
+    let referenced;
+    let (secret_namespace, controller, origin) = match &spec.connection {
+        api::ConnectionSource::Inline(c) => (namespace, c, SecretOrigin::Inline),
         api::ConnectionSource::Reference(name) => {
-            let failure = scaling::Failure {
-                reason: api::Reason::ControllerNotFound,
-                message: format!("AviController {name} is not served by this operator version"),
-            };
-            return Some(vec![Err(failure); n]);
+            match ctx.controller_refs.resolve(name, namespace) {
+                Ok(c) => referenced = c,
+                Err(failure) => return Some(vec![Err(failure); n]),
+            }
+            (
+                ctx.cluster_namespace.as_str(),
+                &referenced.spec.connection,
+                SecretOrigin::AviController,
+            )
         }
     };
-    // The policy first: a refused connection reads no Secret and calls no endpoint.
-    let pinned = match ctx.inline.check(inline).await {
-        Ok(pinned) => pinned,
-        Err(e) => {
-            let failure = scaling::Failure {
-                reason: e.reason(),
-                message: e.to_string(),
-            };
-            return Some(vec![Err(failure); n]);
-        }
+    // For an inline connection the policy comes first: a refused one reads no Secret and
+    // calls no endpoint. An AviController is the administrators' own and is not restricted.
+    let pinned = match &spec.connection {
+        api::ConnectionSource::Reference(_) => Default::default(),
+        api::ConnectionSource::Inline(inline) => match ctx.inline.check(inline).await {
+            Ok(pinned) => pinned,
+            Err(e) => {
+                let failure = scaling::Failure {
+                    reason: e.reason(),
+                    message: e.to_string(),
+                };
+                return Some(vec![Err(failure); n]);
+            }
+        },
     };
-    let conn = match ctx.connections.build(namespace, inline).await {
+    let conn = match ctx
+        .connections
+        .build(secret_namespace, controller, origin)
+        .await
+    {
         Ok(mut c) => {
             // The connection goes to the addresses the policy checked, whatever DNS says later.
             c.pinned_addresses = pinned;
@@ -205,7 +224,7 @@ async fn fetch_samples(
         .any(|r| r.as_ref().is_err_and(avi::Error::is_unauthorized))
     {
         // The Secret may have been fixed since it was cached.
-        ctx.connections.forget_for(namespace, inline);
+        ctx.connections.forget_for(secret_namespace, controller);
     }
     let samples = results
         .into_iter()

@@ -6,9 +6,11 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 mod admin;
+mod avicontroller;
 mod cli;
 mod connection;
 mod controller;
+mod controller_ref;
 mod decode;
 mod events;
 mod identity;

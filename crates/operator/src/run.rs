@@ -6,10 +6,15 @@
 //! graceful shutdown on SIGTERM or SIGINT (in-flight reconciles
 //! finish, the lease is released).
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
-use api::AviAutoscaler;
-use futures::{StreamExt, future};
+use api::{AviAutoscaler, AviController};
+use futures::{StreamExt, channel::mpsc, future, stream};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::{
     Api, Client, ResourceExt,
     api::DynamicObject,
@@ -26,9 +31,11 @@ use tracing::{error, info, warn};
 
 use crate::{
     admin::{AdminListeners, AdminState},
+    avicontroller::{self, ProbeContext},
     cli::RunArgs,
     connection::Connections,
     controller::{self, Context},
+    controller_ref::ControllerRefs,
     decode::{self, Decoder},
     events::Events,
     identity,
@@ -75,6 +82,12 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         .await
         .map_err(|e| RunError::KubeConfig(kube::Error::InferConfig(e)))?;
     identity::identify(&mut kube_config);
+    let cluster_namespace = args
+        .cluster_resource_namespace
+        .clone()
+        .filter(|ns| !ns.is_empty())
+        .unwrap_or_else(|| kube_config.default_namespace.clone());
+    info!(namespace = %cluster_namespace, "reading the Secrets of AviControllers from this namespace");
     let client = Client::try_from(kube_config).map_err(RunError::KubeConfig)?;
     let metrics = Arc::new(Metrics::new());
     let shutdown = Shutdown::new();
@@ -84,7 +97,20 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         .as_ref()
         .map(|e| e.leadership.clone())
         .unwrap_or_else(Leadership::always);
-    let ctx = context(&args, &client, &metrics, leadership);
+    let (avic_reader, avic_writer) = reflector::store();
+    let (ns_reader, ns_writer) = reflector::store();
+    let refs = ControllerRefs {
+        controllers: avic_reader,
+        namespaces: ns_reader,
+    };
+    let ctx = context(
+        &args,
+        &client,
+        &metrics,
+        leadership,
+        refs,
+        cluster_namespace,
+    );
 
     let readiness = Readiness::new();
     let admin = tokio::spawn(admin.serve(
@@ -94,7 +120,9 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         },
         shutdown.signal(),
     ));
-    let controllers = Controllers::start(&args, &client, &ctx, &readiness, &shutdown);
+    let mut controllers = Controllers::start(&args, &client, &ctx, &readiness, &shutdown);
+    controllers.start_avicontrollers(&args, &client, &ctx, avic_writer, &readiness, &shutdown);
+    controllers.watch_namespaces(&client, ns_writer, &readiness, &shutdown);
     readiness.all_watches_added();
     tokio::spawn(forget_deleted_objects(
         controllers.stores.clone(),
@@ -152,6 +180,8 @@ fn context(
     client: &Client,
     metrics: &Arc<Metrics>,
     leadership: Leadership,
+    controller_refs: ControllerRefs,
+    cluster_namespace: String,
 ) -> Arc<Context> {
     let avi_metrics = metrics.clone();
     let observer: avi::RequestObserver = Arc::new(move |ev: &avi::RequestEvent<'_>| {
@@ -185,6 +215,8 @@ fn context(
         events: Events::new(client.clone(), REPORTING_CONTROLLER, Some(args.identity())),
         metrics: metrics.clone(),
         leadership,
+        controller_refs,
+        cluster_namespace,
         failures: Default::default(),
     })
 }
@@ -225,6 +257,9 @@ impl Scope {
 struct Controllers {
     tasks: Vec<JoinHandle<()>>,
     stores: Vec<Store<AviAutoscaler>>,
+    /// One per AviAutoscaler Controller: names of AviControllers whose spec or readiness
+    /// changed, so their autoscalers are reconciled at once.
+    avic_changes: Vec<mpsc::UnboundedSender<String>>,
 }
 
 impl Controllers {
@@ -240,6 +275,7 @@ impl Controllers {
         let mut controllers = Controllers {
             tasks: Vec::new(),
             stores: Vec::new(),
+            avic_changes: Vec::new(),
         };
         for scope in Scope::of(args) {
             let (reader, writer) = reflector::store();
@@ -264,7 +300,25 @@ impl Controllers {
                 .applied_objects()
                 .predicate_filter(predicates::generation, Default::default());
             controllers.stores.push(reader.clone());
+            let (changed, changes) = mpsc::unbounded::<String>();
+            controllers.avic_changes.push(changed);
+            let store = reader.clone();
+            let referencing = changes.flat_map(move |name| {
+                let refs: Vec<ObjectRef<AviAutoscaler>> = store
+                    .state()
+                    .iter()
+                    .filter(|a| {
+                        a.spec
+                            .controller_ref
+                            .as_ref()
+                            .is_some_and(|r| r.name == name)
+                    })
+                    .map(|a| ObjectRef::from(a.as_ref()))
+                    .collect();
+                stream::iter(refs)
+            });
             let controller = Controller::for_stream(stream, reader)
+                .reconcile_on(referencing)
                 .with_config(Config::default().concurrency(args.concurrency))
                 .graceful_shutdown_on(shutdown.signal().requested());
             let ctx = ctx.clone();
@@ -286,6 +340,103 @@ impl Controllers {
             }));
         }
         controllers
+    }
+
+    /// Starts the AviController Controller: it probes each AviController (see
+    /// [`avicontroller`]) and, when one's spec or readiness changes, has the autoscalers that
+    /// reference it reconciled.
+    fn start_avicontrollers(
+        &mut self,
+        args: &RunArgs,
+        client: &Client,
+        ctx: &Arc<Context>,
+        writer: reflector::store::Writer<AviController>,
+        readiness: &Readiness,
+        shutdown: &Shutdown,
+    ) {
+        let reader = ctx.controller_refs.controllers.clone();
+        let mut synced = readiness.add_watch();
+        let senders = self.avic_changes.clone();
+        // (generation, Ready status) last seen per AviController.
+        let mut seen: HashMap<String, (Option<i64>, Option<String>)> = HashMap::new();
+        let stream = watcher(
+            Api::<AviController>::all(client.clone()),
+            watcher::Config::default().any_semantic(),
+        )
+        .default_backoff()
+        .reflect(writer)
+        .inspect(move |event| {
+            if matches!(event, Ok(watcher::Event::InitDone)) {
+                synced.synced();
+            }
+        })
+        .applied_objects()
+        .inspect(move |obj| {
+            let Ok(obj) = obj else { return };
+            let state = (obj.metadata.generation, avicontroller::ready_status(obj));
+            if seen.insert(obj.name_any(), state.clone()).as_ref() != Some(&state) {
+                for sender in &senders {
+                    // A Controller that stopped has no autoscalers left to tell.
+                    let _ = sender.unbounded_send(obj.name_any());
+                }
+            }
+        })
+        .predicate_filter(predicates::generation, Default::default());
+        let controller = Controller::for_stream(stream, reader)
+            .with_config(Config::default().concurrency(args.concurrency))
+            .graceful_shutdown_on(shutdown.signal().requested());
+        let pctx = Arc::new(ProbeContext {
+            ctx: ctx.clone(),
+            namespace: ctx.cluster_namespace.clone(),
+            refs: ctx.controller_refs.clone(),
+            autoscalers: self.stores.clone(),
+        });
+        self.tasks.push(tokio::spawn(async move {
+            controller
+                .run(avicontroller::reconcile, avicontroller::error_policy, pctx)
+                .for_each(|result| {
+                    if let Err(e) = result {
+                        match e {
+                            kube::runtime::controller::Error::ReconcilerFailed(..) => {}
+                            other => warn!(error = &other as &dyn std::error::Error, "controller"),
+                        }
+                    }
+                    future::ready(())
+                })
+                .await;
+        }));
+    }
+
+    /// Keeps the cache of Namespaces' metadata (their labels, for `namespaceSelector`s) until
+    /// shutdown; metadata only, so a cluster's namespaces cost little memory and traffic.
+    fn watch_namespaces(
+        &mut self,
+        client: &Client,
+        writer: reflector::store::Writer<kube::core::PartialObjectMeta<Namespace>>,
+        readiness: &Readiness,
+        shutdown: &Shutdown,
+    ) {
+        let mut synced = readiness.add_watch();
+        // An `Api` of `PartialObjectMeta` asks for metadata only.
+        let stream = watcher(
+            Api::<kube::core::PartialObjectMeta<Namespace>>::all(client.clone()),
+            watcher::Config::default().any_semantic(),
+        )
+        .default_backoff()
+        .reflect(writer)
+        .for_each(move |event| {
+            if matches!(event, Ok(watcher::Event::InitDone)) {
+                synced.synced();
+            }
+            future::ready(())
+        });
+        let stop = shutdown.signal();
+        self.tasks.push(tokio::spawn(async move {
+            tokio::select! {
+                _ = stream => {},
+                _ = stop.requested() => {},
+            }
+        }));
     }
 
     /// Waits for every Controller to finish its in-flight reconciles and stop.

@@ -254,7 +254,7 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts one Avi HTTP request by kind (`login`, `metrics`, `inventory`, `metric_catalog`)
+    /// Counts one Avi HTTP request by kind (`login`, `metrics`, `inventory`, `metric_catalog`, `version`)
     /// and outcome (`ok` or an error category).
     pub fn avi_request(&self, kind: &'static str, outcome: &'static str, seconds: f64) {
         let labels = AviLabels { kind, outcome };

@@ -66,6 +66,17 @@ The operator's rules in the namespaces it watches: exactly the calls it makes th
 - apiGroups: ["autoscaling.avi.dev"]
   resources: ["aviautoscalers/status"]
   verbs: ["patch"]
+# Watch AviControllers (shared connections) and write the status of each probe.
+- apiGroups: ["autoscaling.avi.dev"]
+  resources: ["avicontrollers"]
+  verbs: ["list", "watch"]
+- apiGroups: ["autoscaling.avi.dev"]
+  resources: ["avicontrollers/status"]
+  verbs: ["patch"]
+# Watch Namespaces' metadata, for the labels an AviController's namespaceSelector reads.
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["list", "watch"]
 # Read the target's status.readyReplicas.
 - apiGroups: ["apps"]
   resources: ["deployments", "statefulsets", "replicasets"]
