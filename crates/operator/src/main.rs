@@ -12,6 +12,7 @@ mod controller;
 mod events;
 mod identity;
 mod leader;
+mod migrate;
 mod readiness;
 mod run;
 mod shutdown;
@@ -54,6 +55,13 @@ fn main() -> ExitCode {
             Err(e) => {
                 eprintln!("error: {}", present::error_chain(&e));
                 ExitCode::from(e.exit_code())
+            }
+        },
+        cli::Command::Migrate(args) => match migrate::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {}", present::error_chain(&e));
+                ExitCode::FAILURE
             }
         },
         cli::Command::Run(args) => {
