@@ -51,6 +51,24 @@ pub enum Command {
     /// averages. One decision per pollingIntervalSeconds, with the engine the operator runs.
     /// Exits with 2 when the scenario is invalid.
     Simulate(SimulateArgs),
+    /// Convert a HorizontalPodAutoscaler chain (HPA, the ServiceMonitor scraping the Avi
+    /// controller, optionally the Prometheus Adapter's rules) into AviAutoscalers.
+    ///
+    /// Prints one AviAutoscaler per HPA on standard output, ready for kubectl apply -f -;
+    /// advice and what could not be carried over go to standard error. Exits with 1, and says
+    /// why, when something cannot be converted faithfully.
+    Migrate(MigrateArgs),
+}
+
+/// Arguments of `avi-autoscaler migrate`.
+#[derive(Args, Debug)]
+pub struct MigrateArgs {
+    /// Input manifests (multi-document YAML; `-` reads standard input); repeat the flag.
+    #[arg(short = 'f', long = "filename", value_name = "FILE", required = true)]
+    pub files: Vec<String>,
+    /// Name of the AviController the AviAutoscalers refer to (spec.controllerRef.name).
+    #[arg(long, value_name = "NAME")]
+    pub controller: String,
 }
 
 /// Arguments of `avi-autoscaler simulate`.

@@ -16,6 +16,7 @@ mod events;
 mod identity;
 mod inline;
 mod leader;
+mod migrate;
 mod readiness;
 mod run;
 mod shutdown;
@@ -58,6 +59,13 @@ fn main() -> ExitCode {
             Err(e) => {
                 eprintln!("error: {}", present::error_chain(&e));
                 ExitCode::from(e.exit_code())
+            }
+        },
+        cli::Command::Migrate(args) => match migrate::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {}", present::error_chain(&e));
+                ExitCode::FAILURE
             }
         },
         cli::Command::Run(args) => {

@@ -7,9 +7,9 @@
 //! closed. One decision per `pollingIntervalSeconds`, made by [`scaling::decide`], the engine the
 //! operator runs; the target follows each scale.
 
-mod model;
+pub(crate) mod model;
 mod output;
-mod scenario;
+pub(crate) mod scenario;
 
 use std::{
     fs, io,
