@@ -28,9 +28,6 @@ from conftest import (
 OPERATOR_RULES = [
     {"apiGroups": ["autoscaling.avi.dev"], "resources": ["aviautoscalers"], "verbs": ["list", "watch"]},
     {"apiGroups": ["autoscaling.avi.dev"], "resources": ["aviautoscalers/status"], "verbs": ["patch"]},
-    {"apiGroups": ["autoscaling.avi.dev"], "resources": ["avicontrollers"], "verbs": ["list", "watch"]},
-    {"apiGroups": ["autoscaling.avi.dev"], "resources": ["avicontrollers/status"], "verbs": ["patch"]},
-    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
     {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "replicasets"], "verbs": ["get"]},
     {
         "apiGroups": ["apps"],
@@ -38,6 +35,12 @@ OPERATOR_RULES = [
         "verbs": ["get", "patch"],
     },
     {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+]
+# Cluster-scoped kinds, in a ClusterRole of their own whatever namespaces are watched.
+CLUSTER_RULES = [
+    {"apiGroups": ["autoscaling.avi.dev"], "resources": ["avicontrollers"], "verbs": ["list", "watch"]},
+    {"apiGroups": ["autoscaling.avi.dev"], "resources": ["avicontrollers/status"], "verbs": ["patch"]},
+    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
 ]
 # Reading Secrets: in the release namespace always (AviControllers), where the operator watches
 # only with inline connections allowed.
@@ -101,6 +104,8 @@ def test_default_install_objects() -> None:
             ("ServiceAccount", "avi-autoscaler", NAMESPACE),
             ("ClusterRole", "avi-autoscaler", ""),
             ("ClusterRoleBinding", "avi-autoscaler", ""),
+            ("ClusterRole", "avi-autoscaler-avicontrollers", ""),
+            ("ClusterRoleBinding", "avi-autoscaler-avicontrollers", ""),
             ("Role", "avi-autoscaler-leader-election", NAMESPACE),
             ("RoleBinding", "avi-autoscaler-leader-election", NAMESPACE),
             ("Role", "avi-autoscaler-secrets", NAMESPACE),
@@ -268,9 +273,15 @@ def test_watched_namespaces_get_a_role_each_and_no_cluster_grant(name: str) -> N
         binding = one(objects, "RoleBinding", "avi-autoscaler", namespace)
         assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "avi-autoscaler"}
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "avi-autoscaler", "namespace": NAMESPACE}]
-    # The only ClusterRoles left are the user roles, and nothing binds the operator cluster-wide.
-    assert [r["metadata"]["name"] for r in find(objects, "ClusterRole")] == ["avi-autoscaler-edit", "avi-autoscaler-view"]
-    assert find(objects, "ClusterRoleBinding") == []
+    # The only ClusterRoles left are the user roles and the one for cluster-scoped kinds
+    # (AviControllers, Namespaces), which is all the operator is bound to cluster-wide.
+    assert sorted(r["metadata"]["name"] for r in find(objects, "ClusterRole")) == [
+        "avi-autoscaler-avicontrollers",
+        "avi-autoscaler-edit",
+        "avi-autoscaler-view",
+    ]
+    assert one(objects, "ClusterRole", "avi-autoscaler-avicontrollers")["rules"] == CLUSTER_RULES
+    assert [b["metadata"]["name"] for b in find(objects, "ClusterRoleBinding")] == ["avi-autoscaler-avicontrollers"]
     args = operator_container(objects)["args"]
     assert [a for a in args if a.startswith("--namespace")] == [f"--namespace={n}" for n in namespaces]
 

@@ -77,9 +77,12 @@ def test_kustomize_image_and_version_follow_the_chart() -> None:
         assert obj["metadata"]["labels"]["app.kubernetes.io/version"] == app_version
 
 
-def test_namespaced_overlay_grants_nothing_cluster_wide() -> None:
+def test_namespaced_overlay_grants_only_cluster_scoped_kinds_cluster_wide() -> None:
     objects = kustomize("config/namespaced")
-    assert [o for o in objects if o["kind"] == "ClusterRoleBinding"] == []
+    # AviControllers and Namespaces have no namespace a Role could grant them in.
+    assert [o["metadata"]["name"] for o in objects if o["kind"] == "ClusterRoleBinding"] == ["avi-autoscaler-avicontrollers"]
+    cluster_rules = one(objects, "ClusterRole", "avi-autoscaler-avicontrollers")["rules"]
+    assert {r for rule in cluster_rules for r in rule["resources"]} == {"avicontrollers", "avicontrollers/status", "namespaces"}
     assert one(objects, "Role", "avi-autoscaler", "routing-ns1")["rules"] == one(kustomize("config/rbac"), "ClusterRole", "avi-autoscaler")["rules"]
 
 

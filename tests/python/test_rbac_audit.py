@@ -207,7 +207,7 @@ def test_a_binding_to_a_missing_role_is_an_input_error() -> None:
 
 def test_sample_log_is_allowed_and_uses_every_rule_of_the_default_install() -> None:
     report = audit(sample_requests(), chart_manifests(), SERVICE_ACCOUNT, user_agent_prefix=OPERATOR_AGENT)
-    assert report.requests == 22
+    assert report.requests == 27
     assert report.ok, report.render()
 
 
@@ -323,6 +323,7 @@ def test_user_roles_are_not_the_operators() -> None:
     grants = rbac_audit.grants_for(chart_manifests(), SERVICE_ACCOUNT, include_built_in=False)
     assert {g.role for g in grants} == {
         "ClusterRole/avi-autoscaler",
+        "ClusterRole/avi-autoscaler-avicontrollers",
         f"Role/{NAMESPACE}/avi-autoscaler-leader-election",
         f"Role/{NAMESPACE}/avi-autoscaler-secrets",
     }
@@ -383,7 +384,7 @@ def test_command_line(tmp_path: Path) -> None:
     common = ["--log", str(SAMPLE_LOG), "--manifests", str(rendered), "--service-account", SERVICE_ACCOUNT]
     ok = run_cli(*common, "--user-agent-prefix", OPERATOR_AGENT)
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert "22 requests checked" in ok.stdout
+    assert "27 requests checked" in ok.stdout
     refused = run_cli(*common)
     assert refused.returncode == 1
     assert "GET /api/v1/namespaces/routing-ns1/pods?labelSelector=app%3Dkuard -> 200" in refused.stdout

@@ -57,15 +57,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 The operator's rules in the namespaces it watches: exactly the calls it makes there
 (README, "Permissions"). Used by the ClusterRole (all namespaces) and by each Role (a list).
 */}}
-{{- define "avi-autoscaler.operatorRules" -}}
-# Watch AviAutoscalers (kube-runtime's watcher: an initial list, then watches).
-- apiGroups: ["autoscaling.avi.dev"]
-  resources: ["aviautoscalers"]
-  verbs: ["list", "watch"]
-# Write their status (server-side apply on the status subresource only).
-- apiGroups: ["autoscaling.avi.dev"]
-  resources: ["aviautoscalers/status"]
-  verbs: ["patch"]
+{{- /* Cluster-scoped reads and writes, granted by a ClusterRole whatever watchNamespaces says:
+AviControllers and Namespaces have no namespace a Role could grant them in. */}}
+{{- define "avi-autoscaler.clusterRules" -}}
 # Watch AviControllers (shared connections) and write the status of each probe.
 - apiGroups: ["autoscaling.avi.dev"]
   resources: ["avicontrollers"]
@@ -77,6 +71,17 @@ The operator's rules in the namespaces it watches: exactly the calls it makes th
 - apiGroups: [""]
   resources: ["namespaces"]
   verbs: ["list", "watch"]
+{{- end }}
+
+{{- define "avi-autoscaler.operatorRules" -}}
+# Watch AviAutoscalers (kube-runtime's watcher: an initial list, then watches).
+- apiGroups: ["autoscaling.avi.dev"]
+  resources: ["aviautoscalers"]
+  verbs: ["list", "watch"]
+# Write their status (server-side apply on the status subresource only).
+- apiGroups: ["autoscaling.avi.dev"]
+  resources: ["aviautoscalers/status"]
+  verbs: ["patch"]
 # Read the target's status.readyReplicas.
 - apiGroups: ["apps"]
   resources: ["deployments", "statefulsets", "replicasets"]
