@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 
 .DEFAULT_GOAL := help
-.PHONY: help build test test-packaging lint fmt crd venv demo bench image e2e-kind rbac-audit
+.PHONY: help build test test-packaging lint fmt crd docs venv demo bench image e2e-kind rbac-audit
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-15s %s\n", $$1, $$2}'
@@ -28,6 +28,10 @@ fmt: ## Format the code
 crd: ## Regenerate the CRDs in config/crd and the chart's crds/ from the Rust types
 	$(CARGO) run --quiet --locked -p avi-autoscaler -- crd --out-dir config/crd
 	$(CARGO) run --quiet --locked -p avi-autoscaler -- crd --out-dir config/helm/avi-autoscaler/crds
+	$(PYTHON) hack/crd_reference.py
+
+docs: ## Regenerate the field references docs/reference/*.md from the CRDs in config/crd
+	$(PYTHON) hack/crd_reference.py
 
 image: ## Build the operator image avi-autoscaler:dev (needs docker)
 	docker build --target avi-autoscaler --tag avi-autoscaler:dev \

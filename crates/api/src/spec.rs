@@ -378,6 +378,7 @@ impl EntityType {
 
 /// How the per-member series of a pool metric are combined.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[schemars(transform = without_description)]
 pub enum Aggregation {
     /// The pool total: the sum over members.
     #[default]
@@ -469,6 +470,7 @@ pub struct ScalingRules {
 
 /// How competing policies of one direction are combined.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[schemars(transform = without_description)]
 pub enum SelectPolicy {
     /// The policy that allows the largest change.
     #[default]
@@ -516,6 +518,14 @@ pub struct Fallback {
     /// minReplicas and maxReplicas).
     #[schemars(range(min = 1, max = 2147483647))]
     pub replicas: i32,
+}
+
+/// Drops an enum's own description from its schema. An `Option<Enum>` field is flattened into
+/// the enum's schema, whose description would otherwise replace the field's, so `kubectl
+/// explain` would show the type's one line instead of the field's text (the default, what each
+/// value means).
+fn without_description(schema: &mut schemars::Schema) {
+    schema.remove("description");
 }
 
 fn default_failure_threshold() -> i32 {
