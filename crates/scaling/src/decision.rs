@@ -174,6 +174,24 @@ impl Event {
         )
     }
 
+    /// `Activated`: a metric above its activation value wakes a target at zero replicas.
+    pub(crate) fn activated(metric: &str, value: &str, activation: &str, replicas: i32) -> Self {
+        Self::new(
+            EventReason::Activated,
+            format!(
+                "{metric} is {value}, above its activationValue {activation}: scaling from 0 to {replicas}"
+            ),
+        )
+    }
+
+    /// `DryRunRescale`: in a dry run, the count the target would be scaled to changed.
+    pub(crate) fn dry_run_rescale(from: i32, to: i32, why: &str) -> Self {
+        Self::new(
+            EventReason::DryRunRescale,
+            format!("would scale from {from} to {to}; reason: {why}"),
+        )
+    }
+
     /// `FailedRescale`: the scale to `replicas` for `why` could not be written.
     pub(crate) fn failed_rescale(replicas: i32, why: &str, error: &str) -> Self {
         Self::new(
@@ -218,6 +236,16 @@ pub(crate) mod rescale {
     /// A scale-up driven by `metric`.
     pub(crate) fn above_target(metric: &str) -> String {
         format!("{metric} above target")
+    }
+
+    /// A scale from zero because `metric` read `value`, above its activation value.
+    pub(crate) fn activated(metric: &str, value: &str) -> String {
+        format!("{metric} is active ({value})")
+    }
+
+    /// A scale to zero after the cooldown.
+    pub(crate) fn cooled_down(seconds: u64) -> String {
+        format!("no metric above its activationValue for {seconds}s (scaleToZeroCooldownSeconds)")
     }
 
     /// A scale to the fallback replica count.
