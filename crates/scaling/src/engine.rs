@@ -655,8 +655,9 @@ impl<'p> Draft<'p> {
 
     /// Keeps `status.lastActiveTime` (with `minReplicas: 0`) and says whether the target at
     /// `current` replicas has been idle for the cooldown: no metric above its activation value
-    /// on a fresh sample for `scaleToZeroCooldownSeconds`, and every activation metric read on
-    /// this poll (a failed read says nothing about the traffic).
+    /// on a fresh sample for `scaleToZeroCooldownSeconds`, and every activation metric read and
+    /// at or below its activation value on this poll (a failed read says nothing about the
+    /// traffic).
     fn track_activity(
         &mut self,
         spec: &ResolvedSpec,
@@ -673,11 +674,11 @@ impl<'p> Draft<'p> {
             // sees the target running.
             self.status.last_active_time = Some(time_at(self.now));
         }
-        let all_read = spec
-            .metrics
-            .iter()
-            .zip(readings)
-            .all(|(m, r)| m.activation_value.is_none() || r.is_ok());
+        // Every activation metric read, and none above its activation value: a re-read of an
+        // active sample is not new evidence for lastActiveTime, but the traffic is still there.
+        let all_idle = spec.metrics.iter().zip(readings).all(|(m, r)| {
+            m.activation_value.is_none_or(|a| r.as_ref().is_ok_and(|s| s.value <= a))
+        });
         let idle_since = self
             .status
             .last_active_time
@@ -686,8 +687,7 @@ impl<'p> Draft<'p> {
         let cooldown = i64::try_from(spec.scale_to_zero_cooldown.as_secs()).unwrap_or(i64::MAX);
         current > 0
             && current <= spec.max_replicas
-            && active.is_empty()
-            && all_read
+            && all_idle
             && self.now.saturating_sub(idle_since) >= cooldown
     }
 
