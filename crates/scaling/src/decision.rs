@@ -16,7 +16,8 @@ use crate::{
 #[derive(Clone, Debug, PartialEq)]
 pub struct Decision {
     /// The replica count the target should have. When `scale` is false this is the count it
-    /// already has (or, when the target could not be read, the last count decided on).
+    /// already has (or, when the target could not be read, the last count decided on; in a dry
+    /// run, the count it would have).
     pub desired_replicas: i32,
     /// Whether to write `desired_replicas` to the target's `scale` subresource. If that write
     /// fails, call [`Decision::scale_failed`] and write the status it returns instead.
