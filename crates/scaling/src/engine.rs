@@ -296,6 +296,12 @@ impl<'p> Draft<'p> {
                 has_new_information: true,
                 recommendation: 0,
             };
+            self.conditions.set(
+                ConditionType::ScalingLimited,
+                false,
+                Reason::DesiredWithinRange,
+                conditions::limited_message(Reason::DesiredWithinRange),
+            );
             let reason = rescale::cooled_down(spec.scale_to_zero_cooldown.as_secs());
             self.scale_to(spec, current, 0, reason, &basis, &mut scale_events);
         } else if current == 0 {
@@ -701,6 +707,13 @@ impl<'p> Draft<'p> {
         scale_events: &mut ScaleEvents,
     ) {
         self.status.desired_replicas = 0;
+        // Zero is where the autoscaler means the target to be, not a limit it hit.
+        self.conditions.set(
+            ConditionType::ScalingLimited,
+            false,
+            Reason::DesiredWithinRange,
+            conditions::limited_message(Reason::DesiredWithinRange),
+        );
         if let Some(&(i, value)) = active.first() {
             let metric = spec.metrics[i].describe();
             let replicas = spec.min_replicas.max(1).min(spec.max_replicas.max(1));

@@ -159,6 +159,8 @@ fn the_target_goes_to_zero_after_the_cooldown_without_clients() {
     let d = step(&mut l, 0.0, 0.0, COOLDOWN + 15);
     assert!(!d.scale);
     assert_eq!(reason(&d, ScalingActive), is("False", "ScaledToZero"));
+    assert_eq!(reason(&d, ScalingLimited), is("False", "DesiredWithinRange"));
+    assert_eq!(reason(&d, Ready), is("True", "Active"));
 }
 
 #[test]
