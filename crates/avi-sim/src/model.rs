@@ -1020,7 +1020,10 @@ mod tests {
             assert_eq!(without, *before, "{id} with no members");
         }
         // The backend side sees nothing.
-        assert_eq!(w.vs_value(0, m("l4_server.avg_open_conns"), 0.0, 3600.0), 0.0);
+        assert_eq!(
+            w.vs_value(0, m("l4_server.avg_open_conns"), 0.0, 3600.0),
+            0.0
+        );
     }
 
     #[test]

@@ -683,7 +683,8 @@ impl<'p> Draft<'p> {
         // Every activation metric read, and none above its activation value: a re-read of an
         // active sample is not new evidence for lastActiveTime, but the traffic is still there.
         let all_idle = spec.metrics.iter().zip(readings).all(|(m, r)| {
-            m.activation_value.is_none_or(|a| r.as_ref().is_ok_and(|s| s.value <= a))
+            m.activation_value
+                .is_none_or(|a| r.as_ref().is_ok_and(|s| s.value <= a))
         });
         let idle_since = self
             .status
@@ -806,7 +807,9 @@ impl<'p> Draft<'p> {
     /// decision.
     fn finish(mut self) -> Decision {
         let (ok, reason, message) = match &self.health {
-            Health::Active if self.dry_run => (true, Reason::DryRun, conditions::DRY_RUN.to_owned()),
+            Health::Active if self.dry_run => {
+                (true, Reason::DryRun, conditions::DRY_RUN.to_owned())
+            }
             Health::Active => (true, Reason::Active, conditions::ACTIVE.to_owned()),
             Health::Problem(reason, message) => (false, *reason, message.clone()),
         };

@@ -97,7 +97,10 @@ fn a_target_at_zero_wakes_to_min_replicas_when_that_is_above_one() {
     let d = step(&mut l, 1.0, 0.0, 0);
     assert!(d.scale);
     assert_eq!(d.desired_replicas, 2);
-    assert_eq!(d.status.last_active_time, None, "only minReplicas 0 keeps it");
+    assert_eq!(
+        d.status.last_active_time, None,
+        "only minReplicas 0 keeps it"
+    );
 }
 
 #[test]
@@ -113,7 +116,10 @@ fn a_failed_activation_metric_at_zero_is_reported() {
     let mut l = Loop::new(zero_spec(json!({})), 0);
     let d = l.poll(
         vec![
-            Err(Failure::new(api::Reason::AviUnreachable, "connection refused")),
+            Err(Failure::new(
+                api::Reason::AviUnreachable,
+                "connection refused",
+            )),
             Err(Failure::new(api::Reason::FailedGetAviMetric, "no members")),
         ],
         0,
@@ -154,12 +160,19 @@ fn the_target_goes_to_zero_after_the_cooldown_without_clients() {
     assert_eq!(reason(&d, ScalingActive), is("False", "ScaledToZero"));
     let rescale = d.events.last().unwrap();
     assert_eq!(rescale.reason, EventReason::SuccessfulRescale);
-    assert!(rescale.message.contains("scaleToZeroCooldownSeconds"), "{}", rescale.message);
+    assert!(
+        rescale.message.contains("scaleToZeroCooldownSeconds"),
+        "{}",
+        rescale.message
+    );
     // And it stays there.
     let d = step(&mut l, 0.0, 0.0, COOLDOWN + 15);
     assert!(!d.scale);
     assert_eq!(reason(&d, ScalingActive), is("False", "ScaledToZero"));
-    assert_eq!(reason(&d, ScalingLimited), is("False", "DesiredWithinRange"));
+    assert_eq!(
+        reason(&d, ScalingLimited),
+        is("False", "DesiredWithinRange")
+    );
     assert_eq!(reason(&d, Ready), is("True", "Active"));
 }
 
@@ -187,7 +200,10 @@ fn a_failed_activation_read_never_scales_to_zero() {
     step(&mut l, 2.0, 10.0, 0);
     let d = l.poll(
         vec![
-            Err(Failure::new(api::Reason::AviUnreachable, "connection refused")),
+            Err(Failure::new(
+                api::Reason::AviUnreachable,
+                "connection refused",
+            )),
             sample(0.0, 100),
         ],
         100,
@@ -229,7 +245,11 @@ fn a_dry_run_follows_the_active_path_without_writing() {
             .filter(|e| e.reason == EventReason::DryRunRescale)
             .count();
         assert_eq!(rescales, usize::from(da.scale), "at {t}s");
-        if let Some(e) = dd.events.iter().find(|e| e.reason == EventReason::DryRunRescale) {
+        if let Some(e) = dd
+            .events
+            .iter()
+            .find(|e| e.reason == EventReason::DryRunRescale)
+        {
             assert!(e.message.starts_with("would scale from "), "{}", e.message);
             assert!(e.message.contains("; reason: "), "{}", e.message);
         }
