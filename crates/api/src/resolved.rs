@@ -70,7 +70,8 @@ pub struct ResolvedSpec {
     pub scale_target_ref: ScaleTargetRef,
     /// Where the connection to the Avi controller comes from.
     pub connection: ConnectionSource,
-    /// Lower replica limit (>= 1).
+    /// Lower replica limit (>= 0; 0 lets the target scale to zero, see
+    /// [`ResolvedSpec::scale_to_zero_cooldown`]).
     pub min_replicas: i32,
     /// Upper replica limit (>= min_replicas).
     pub max_replicas: i32,
@@ -84,6 +85,20 @@ pub struct ResolvedSpec {
     pub fallback: Option<ResolvedFallback>,
     /// Whether scaling is paused.
     pub paused: bool,
+    /// Whether decisions are only published, never written to the target's `scale`.
+    pub dry_run: bool,
+    /// With `min_replicas` 0: how long no metric may have been active, on fresh samples,
+    /// before the target goes to zero.
+    pub scale_to_zero_cooldown: Duration,
+}
+
+impl ResolvedSpec {
+    /// Whether a target at zero replicas is the autoscaler's to wake: some metric has an
+    /// activation value. Without one, a target at zero is held there (autoscaling disabled,
+    /// as the HorizontalPodAutoscaler does).
+    pub fn activates_from_zero(&self) -> bool {
+        self.metrics.iter().any(|m| m.activation_value.is_some())
+    }
 }
 
 /// Scaling rules in force.
@@ -242,6 +257,8 @@ pub struct ResolvedMetric {
     pub realtime: bool,
     /// The target.
     pub target: Target,
+    /// The metric is active while its value is above this (`None`: never active).
+    pub activation_value: Option<f64>,
 }
 
 impl ResolvedMetric {
@@ -309,6 +326,10 @@ impl AviAutoscalerSpec {
         let mut v = Violations::default();
         let polling_interval =
             v.seconds("spec.pollingIntervalSeconds", self.polling_interval_seconds);
+        let scale_to_zero_cooldown = v.seconds(
+            "spec.scaleToZeroCooldownSeconds",
+            self.scale_to_zero_cooldown_seconds,
+        );
         let metrics: Vec<ResolvedMetric> = self
             .metrics
             .iter()
@@ -358,6 +379,8 @@ impl AviAutoscalerSpec {
             metrics,
             fallback,
             paused: self.paused,
+            dry_run: self.dry_run,
+            scale_to_zero_cooldown,
         })
     }
 }
@@ -420,6 +443,7 @@ fn resolve_metric(v: &mut Violations, field: &str, m: &MetricSpec) -> Option<Res
         aggregation,
         realtime: m.realtime,
         target,
+        activation_value: m.activation_value,
     })
 }
 

@@ -30,6 +30,7 @@ use crate::status::AviAutoscalerStatus;
     printcolumn = r#"{"name":"Min","type":"integer","description":"Lower limit of the replica count","jsonPath":".spec.minReplicas"}"#,
     printcolumn = r#"{"name":"Max","type":"integer","description":"Upper limit of the replica count","jsonPath":".spec.maxReplicas"}"#,
     printcolumn = r#"{"name":"Replicas","type":"integer","description":"Replica count of the target at the last reconcile","jsonPath":".status.currentReplicas"}"#,
+    printcolumn = r#"{"name":"Mode","type":"string","description":"Whether decisions are applied (Active), only published (DryRun) or not made (Paused)","jsonPath":".status.mode"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","priority":1,"description":"Whether the autoscaler works as configured","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]

@@ -72,6 +72,28 @@ pub struct AviAutoscalerStatus {
     /// target on a pool `Sum`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+
+    /// With `minReplicas: 0`: when a fresh sample last showed a metric above its
+    /// `activationValue`. The scale-to-zero cooldown counts from here; kept in status so that a
+    /// restart does not start it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_active_time: Option<Time>,
+
+    /// Whether decisions are applied (`Active`), only published (`DryRun`) or not made
+    /// (`Paused`), for the `Mode` printer column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+}
+
+/// How the autoscaler acts on its decisions.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Decisions are written to the target's `scale` subresource.
+    Active,
+    /// `spec.dryRun`: decisions are published in status and Events, never written.
+    DryRun,
+    /// `spec.paused`: no decisions are made.
+    Paused,
 }
 
 fn is_zero(n: &i32) -> bool {

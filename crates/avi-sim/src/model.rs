@@ -1000,6 +1000,33 @@ mod tests {
     }
 
     #[test]
+    fn client_metrics_keep_counting_when_the_pool_has_no_members() {
+        let mut w = seed_world();
+        let m = |id| metric(EntityType::VirtualService, id).unwrap();
+        let ids = [
+            "l4_client.avg_new_established_conns",
+            "l4_client.avg_complete_conns",
+            "l7_client.avg_complete_responses",
+        ];
+        let with_members: Vec<f64> = ids
+            .iter()
+            .map(|id| w.vs_value(0, m(id), 0.0, 3600.0))
+            .collect();
+        w.pools[0].members.set_count(0.0, 0);
+        assert_eq!(w.pools[0].members.count_at(10.0), 0);
+        for (id, before) in ids.iter().zip(&with_members) {
+            let without = w.vs_value(0, m(id), 0.0, 3600.0);
+            assert!(*before > 0.0, "{id} counts clients");
+            assert_eq!(without, *before, "{id} with no members");
+        }
+        // The backend side sees nothing.
+        assert_eq!(
+            w.vs_value(0, m("l4_server.avg_open_conns"), 0.0, 3600.0),
+            0.0
+        );
+    }
+
+    #[test]
     fn virtual_service_and_engine_follow_the_users() {
         let w = seed_world();
         assert_eq!(w.vss[0].name, SEED_VS);

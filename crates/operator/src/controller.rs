@@ -346,7 +346,11 @@ async fn reconcile_inner(
     };
 
     let mut scale_error = None;
-    if decision.scale {
+    // A dry run publishes its decisions and never writes /scale; the engine already returns
+    // none to write, and the write path says it once more, since this is the promise a dry run
+    // makes next to another autoscaler.
+    let dry_run = spec.as_ref().is_ok_and(|s| s.dry_run);
+    if decision.scale && !dry_run {
         let from = decision.status.current_replicas;
         match ctx
             .targets

@@ -171,7 +171,7 @@ fn crd_is_a_v1_crd_with_the_contracted_names() {
         .collect();
     assert_eq!(
         columns,
-        ["Target", "Metric", "Min", "Max", "Replicas", "Age"]
+        ["Target", "Metric", "Min", "Max", "Replicas", "Mode", "Age"]
     );
     let schema = &version["schema"]["openAPIV3Schema"];
     assert!(schema["properties"]["spec"]["x-kubernetes-validations"].is_array());

@@ -439,3 +439,47 @@ fn history_in_the_scenario_status_is_honoured() {
     assert_eq!(first_down["t"], 315, "{first_down}");
     assert_eq!(first_down["desiredReplicas"], 1);
 }
+
+#[test]
+fn scale_to_zero_wakes_on_the_first_clients_and_sleeps_after_the_cooldown() {
+    let ticks = simulate_json("scale-to-zero.yaml");
+    let text = std::fs::read_to_string(scenario("scale-to-zero.yaml")).unwrap();
+    let doc: Value = serde_yaml::from_str(&text).unwrap();
+    let cooldown = doc["autoscaler"]["spec"]["scaleToZeroCooldownSeconds"]
+        .as_i64()
+        .unwrap();
+    let day = doc["metrics"][0]["load"]["series"].as_array().unwrap();
+    let first_users = day[0]["at"].as_i64().unwrap();
+    let last_users = day.last().unwrap()["at"].as_i64().unwrap();
+
+    // Idle at zero until the first users, then woken to one replica.
+    assert!(
+        ticks
+            .iter()
+            .filter(|t| t.t < first_users)
+            .all(|t| t.current == 0 && t.reasons.iter().any(|r| r == "ScaledToZero"))
+    );
+    let wake = ticks
+        .iter()
+        .find(|t| t.scaled)
+        .expect("the first clients wake the target");
+    assert!(wake.t >= first_users, "woken at {} s", wake.t);
+    assert_eq!((wake.current, wake.desired), (0, 1));
+    assert!(wake.reasons.iter().any(|r| r == "Activated"));
+    // Never at zero while users are on; sized by the pool metric in between.
+    assert!(
+        ticks
+            .iter()
+            .filter(|t| t.t > wake.t + 60 && t.t < last_users)
+            .all(|t| t.current >= 1)
+    );
+    assert_eq!(peak_while_loaded(&ticks, last_users), 5);
+    // Back to zero once the cooldown has passed without clients, and there at the end.
+    let sleep = ticks
+        .iter()
+        .find(|t| t.t > last_users && t.scaled && t.desired == 0)
+        .expect("it goes back to zero");
+    assert!(sleep.t >= last_users + cooldown, "to zero at {} s", sleep.t);
+    assert!(sleep.reasons.iter().any(|r| r == "ScaledToZero"));
+    assert_eq!(ticks.last().unwrap().current, 0);
+}

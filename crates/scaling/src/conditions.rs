@@ -129,6 +129,10 @@ pub(crate) const SCALING_DISABLED: &str =
 pub(crate) const PAUSED: &str =
     "spec.paused is true: the metrics are read and reported, the replica count is left alone";
 
+pub(crate) const SCALED_TO_ZERO: &str =
+    "the target is at zero replicas: no metric is above its activationValue";
+pub(crate) const DRY_RUN: &str = "spec.dryRun is true: decisions are made and published in status and Events, the target's scale is never written";
+
 pub(crate) fn valid_metric_found(metric: &str) -> String {
     format!("the autoscaler was able to successfully calculate a replica count from {metric}")
 }

@@ -16,7 +16,8 @@ use crate::{
 #[derive(Clone, Debug, PartialEq)]
 pub struct Decision {
     /// The replica count the target should have. When `scale` is false this is the count it
-    /// already has (or, when the target could not be read, the last count decided on).
+    /// already has (or, when the target could not be read, the last count decided on; in a dry
+    /// run, the count it would have).
     pub desired_replicas: i32,
     /// Whether to write `desired_replicas` to the target's `scale` subresource. If that write
     /// fails, call [`Decision::scale_failed`] and write the status it returns instead.
@@ -174,6 +175,24 @@ impl Event {
         )
     }
 
+    /// `Activated`: a metric above its activation value wakes a target at zero replicas.
+    pub(crate) fn activated(metric: &str, value: &str, activation: &str, replicas: i32) -> Self {
+        Self::new(
+            EventReason::Activated,
+            format!(
+                "{metric} is {value}, above its activationValue {activation}: scaling from 0 to {replicas}"
+            ),
+        )
+    }
+
+    /// `DryRunRescale`: in a dry run, the count the target would be scaled to changed.
+    pub(crate) fn dry_run_rescale(from: i32, to: i32, why: &str) -> Self {
+        Self::new(
+            EventReason::DryRunRescale,
+            format!("would scale from {from} to {to}; reason: {why}"),
+        )
+    }
+
     /// `FailedRescale`: the scale to `replicas` for `why` could not be written.
     pub(crate) fn failed_rescale(replicas: i32, why: &str, error: &str) -> Self {
         Self::new(
@@ -218,6 +237,16 @@ pub(crate) mod rescale {
     /// A scale-up driven by `metric`.
     pub(crate) fn above_target(metric: &str) -> String {
         format!("{metric} above target")
+    }
+
+    /// A scale from zero because `metric` read `value`, above its activation value.
+    pub(crate) fn activated(metric: &str, value: &str) -> String {
+        format!("{metric} is active ({value})")
+    }
+
+    /// A scale to zero after the cooldown.
+    pub(crate) fn cooled_down(seconds: u64) -> String {
+        format!("no metric above its activationValue for {seconds}s (scaleToZeroCooldownSeconds)")
     }
 
     /// A scale to the fallback replica count.

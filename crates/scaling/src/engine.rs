@@ -9,7 +9,7 @@
 
 use api::{
     AviAutoscalerStatus, BasisSample, Behavior, ConditionType, EventReason, FreshnessRecord,
-    InvalidSpec, MetricStatus, Reason, ResolvedFallback, ResolvedMetric, ResolvedSpec,
+    InvalidSpec, MetricStatus, Mode, Reason, ResolvedFallback, ResolvedMetric, ResolvedSpec,
     ScaleDirection, Target,
 };
 
@@ -34,6 +34,14 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
     let previous = inputs.status.cloned().unwrap_or_default();
     let mut draft = Draft::new(&previous, inputs.generation, secs_of(inputs.now));
     draft.status.warnings = warnings(inputs.spec);
+    draft.dry_run = inputs.spec.dry_run;
+    draft.status.mode = Some(if inputs.spec.paused {
+        Mode::Paused
+    } else if inputs.spec.dry_run {
+        Mode::DryRun
+    } else {
+        Mode::Active
+    });
     match &inputs.target {
         Err(failure) => draft.failed_get_scale(failure),
         Ok(target) => draft.reconcile(inputs.spec, target, &inputs.samples),
@@ -112,6 +120,8 @@ struct Draft<'p> {
     scale: Option<Scale>,
     proposals: Vec<MetricProposal>,
     events: Vec<Event>,
+    /// `spec.dryRun`: scales are published, never written.
+    dry_run: bool,
 }
 
 impl<'p> Draft<'p> {
@@ -128,6 +138,7 @@ impl<'p> Draft<'p> {
             scale: None,
             proposals: Vec::new(),
             events: Vec::new(),
+            dry_run: false,
         }
     }
 
@@ -175,8 +186,21 @@ impl<'p> Draft<'p> {
             Reason::SucceededGetScale,
             conditions::SUCCEEDED_GET_SCALE,
         );
+        self.status.current_replicas = target.spec_replicas;
+        // A dry run goes on from the count it would have set, as if it had been written, so
+        // that its histories and decisions follow the path an active run would take.
+        let would_be = (spec.dry_run && self.previous.mode == Some(Mode::DryRun))
+            .then_some(self.previous.desired_replicas)
+            .filter(|&n| n != target.spec_replicas);
+        let target = &match would_be {
+            Some(n) => TargetState {
+                spec_replicas: n,
+                status_replicas: n,
+                ready_replicas: target.ready_replicas.map(|_| n),
+            },
+            None => *target,
+        };
         let current = target.spec_replicas;
-        self.status.current_replicas = current;
         self.desired = current;
 
         let readings: Vec<Result<Sample, Failure>> = (0..spec.metrics.len())
@@ -220,6 +244,20 @@ impl<'p> Draft<'p> {
             .map(|((m, r), &s)| self.proposal(spec, m, r, s, target, fallback))
             .collect();
         let combined = combine(&self.proposals, current);
+        let active = active_metrics(spec, &readings, &stale);
+        let cooled_down = self.track_activity(spec, current, &readings, &active);
+        // Between zero and the cooldown, the HorizontalPodAutoscaler's arithmetic with a floor
+        // of one replica: only the cooldown takes the target to zero.
+        let floored;
+        let spec = if spec.min_replicas == 0 {
+            floored = ResolvedSpec {
+                min_replicas: 1.min(spec.max_replicas),
+                ..spec.clone()
+            };
+            &floored
+        } else {
+            spec
+        };
 
         let mut recommendations = Recommendations::from_status(&self.previous.recommendations);
         recommendations.seed(current, now);
@@ -236,6 +274,36 @@ impl<'p> Draft<'p> {
             );
             self.health = Health::Problem(Reason::Paused, conditions::PAUSED.to_owned());
             self.status.desired_replicas = current;
+        } else if current == 0 && spec.activates_from_zero() {
+            let basis = Basis {
+                readings: &readings,
+                stale: Some(&stale),
+                has_new_information: true,
+                recommendation: spec.min_replicas.max(1),
+            };
+            self.at_zero(spec, &active, &readings, &basis, &mut scale_events);
+        } else if cooled_down {
+            self.report_metrics(&combined, spec, fallback);
+            self.conditions.set(
+                ConditionType::ScalingActive,
+                false,
+                Reason::ScaledToZero,
+                conditions::SCALED_TO_ZERO,
+            );
+            let basis = Basis {
+                readings: &readings,
+                stale: Some(&stale),
+                has_new_information: true,
+                recommendation: 0,
+            };
+            self.conditions.set(
+                ConditionType::ScalingLimited,
+                false,
+                Reason::DesiredWithinRange,
+                conditions::limited_message(Reason::DesiredWithinRange),
+            );
+            let reason = rescale::cooled_down(spec.scale_to_zero_cooldown.as_secs());
+            self.scale_to(spec, current, 0, reason, &basis, &mut scale_events);
         } else if current == 0 {
             // Implicit maintenance mode: someone scaled the target to 0 by hand.
             self.conditions.set(
@@ -577,12 +645,112 @@ impl<'p> Draft<'p> {
             Reason::SucceededRescale,
             &conditions::succeeded_rescale(replicas),
         );
+        if self.dry_run {
+            // Nothing is written, so nothing can fail and there is nothing to roll back.
+            self.events
+                .push(Event::dry_run_rescale(current, replicas, &reason));
+            return;
+        }
         self.events
             .push(Event::successful_rescale(replicas, &reason));
         self.scale = Some(Scale {
             reason,
             events_before,
         });
+    }
+
+    /// Keeps `status.lastActiveTime` (with `minReplicas: 0`) and says whether the target at
+    /// `current` replicas has been idle for the cooldown: no metric above its activation value
+    /// on a fresh sample for `scaleToZeroCooldownSeconds`, and every activation metric read and
+    /// at or below its activation value on this poll (a failed read says nothing about the
+    /// traffic).
+    fn track_activity(
+        &mut self,
+        spec: &ResolvedSpec,
+        current: i32,
+        readings: &[Result<Sample, Failure>],
+        active: &[(usize, f64)],
+    ) -> bool {
+        if spec.min_replicas != 0 {
+            self.status.last_active_time = None;
+            return false;
+        }
+        if !active.is_empty() || (current > 0 && self.status.last_active_time.is_none()) {
+            // Without an earlier active sample the cooldown counts from the first poll that
+            // sees the target running.
+            self.status.last_active_time = Some(time_at(self.now));
+        }
+        // Every activation metric read, and none above its activation value: a re-read of an
+        // active sample is not new evidence for lastActiveTime, but the traffic is still there.
+        let all_idle = spec.metrics.iter().zip(readings).all(|(m, r)| {
+            m.activation_value
+                .is_none_or(|a| r.as_ref().is_ok_and(|s| s.value <= a))
+        });
+        let idle_since = self
+            .status
+            .last_active_time
+            .as_ref()
+            .map_or(self.now, |t| secs_of(t.0));
+        let cooldown = i64::try_from(spec.scale_to_zero_cooldown.as_secs()).unwrap_or(i64::MAX);
+        current > 0
+            && current <= spec.max_replicas
+            && all_idle
+            && self.now.saturating_sub(idle_since) >= cooldown
+    }
+
+    /// A target at zero with activation metrics: wake it on a fresh active sample, or stay.
+    fn at_zero(
+        &mut self,
+        spec: &ResolvedSpec,
+        active: &[(usize, f64)],
+        readings: &[Result<Sample, Failure>],
+        basis: &Basis<'_>,
+        scale_events: &mut ScaleEvents,
+    ) {
+        self.status.desired_replicas = 0;
+        // Zero is where the autoscaler means the target to be, not a limit it hit.
+        self.conditions.set(
+            ConditionType::ScalingLimited,
+            false,
+            Reason::DesiredWithinRange,
+            conditions::limited_message(Reason::DesiredWithinRange),
+        );
+        if let Some(&(i, value)) = active.first() {
+            let metric = spec.metrics[i].describe();
+            let replicas = spec.min_replicas.max(1).min(spec.max_replicas.max(1));
+            let shown = format_number(value);
+            let activation = format_number(spec.metrics[i].activation_value.unwrap_or(0.0));
+            self.conditions.set(
+                ConditionType::ScalingActive,
+                true,
+                Reason::ValidMetricFound,
+                &conditions::valid_metric_found(&metric),
+            );
+            self.events
+                .push(Event::activated(&metric, &shown, &activation, replicas));
+            let reason = rescale::activated(&metric, &shown);
+            self.scale_to(spec, 0, replicas, reason, basis, scale_events);
+            return;
+        }
+        self.conditions.set(
+            ConditionType::ScalingActive,
+            false,
+            Reason::ScaledToZero,
+            conditions::SCALED_TO_ZERO,
+        );
+        // Pool metrics fail at zero (a pool without members reports nothing); only the
+        // activation metrics must be readable.
+        let failed = spec
+            .metrics
+            .iter()
+            .zip(readings)
+            .find_map(|(m, r)| match r {
+                Err(f) if m.activation_value.is_some() => Some((m.describe(), f)),
+                _ => None,
+            });
+        if let Some((metric, f)) = failed {
+            self.health = Health::Problem(f.reason, format!("{metric}: {}", f.message));
+        }
     }
 
     /// What the freshness rule remembers of a scale in `direction` made on `basis`. A scale on
@@ -639,6 +807,9 @@ impl<'p> Draft<'p> {
     /// decision.
     fn finish(mut self) -> Decision {
         let (ok, reason, message) = match &self.health {
+            Health::Active if self.dry_run => {
+                (true, Reason::DryRun, conditions::DRY_RUN.to_owned())
+            }
             Health::Active => (true, Reason::Active, conditions::ACTIVE.to_owned()),
             Health::Problem(reason, message) => (false, *reason, message.clone()),
         };
@@ -670,6 +841,25 @@ impl<'p> Draft<'p> {
             None => decision,
         }
     }
+}
+
+/// The metrics above their activation value on a fresh sample, with their values, in spec
+/// order. A stale sample is one an earlier decision already acted on.
+fn active_metrics(
+    spec: &ResolvedSpec,
+    readings: &[Result<Sample, Failure>],
+    stale: &[bool],
+) -> Vec<(usize, f64)> {
+    spec.metrics
+        .iter()
+        .zip(readings)
+        .zip(stale)
+        .enumerate()
+        .filter_map(|(i, ((m, r), &s))| {
+            let value = r.as_ref().ok()?.value;
+            (!s && m.activation_value.is_some_and(|a| value > a)).then_some((i, value))
+        })
+        .collect()
 }
 
 /// Whether going from `current` to `replicas` is a step in `direction`.

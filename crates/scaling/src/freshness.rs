@@ -83,6 +83,7 @@ mod tests {
             aggregation: Some(api::Aggregation::Sum),
             realtime,
             target: Target::AverageValue(200.0),
+            activation_value: None,
         }
     }
 

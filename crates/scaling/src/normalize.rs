@@ -363,6 +363,8 @@ mod tests {
             metrics: Vec::new(),
             fallback: None,
             paused: false,
+            dry_run: false,
+            scale_to_zero_cooldown: Duration::from_secs(300),
         }
     }
 

@@ -298,6 +298,7 @@ mod tests {
             aggregation,
             realtime: false,
             target: api::Target::AverageValue(200.0),
+            activation_value: None,
         }
     }
 
