@@ -738,7 +738,10 @@ async fn rbac_grants_exactly_what_the_operator_uses_and_telemetry_reports_it() {
         .args(["--allow-unused", "apps:replicasets/scale:patch"])
         // This run has inline connections only, so no AviController status is written;
         // tests/e2e/avicontroller.rs writes them.
-        .args(["--allow-unused", "autoscaling.avi.dev:avicontrollers/status:patch"])
+        .args([
+            "--allow-unused",
+            "autoscaling.avi.dev:avicontrollers/status:patch",
+        ])
         .output()
         .expect("the audit runs");
     assert!(

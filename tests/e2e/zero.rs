@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use avi_sim::{RunningSim, SEED_POOL, SEED_VS, Scenario, Sim, SimConfig};
-use e2e::{AUTOSCALER, Cluster, Operator, kuard_manifests};
+use e2e::{ALLOW_INLINE, AUTOSCALER, Cluster, Operator, kuard_manifests};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "s3cret-e2e";
@@ -77,7 +77,7 @@ async fn a_virtual_service_wakes_a_deployment_at_zero_and_it_sleeps_after_the_co
     // pool metric reads from the first poll after the wake; that a virtual service keeps
     // counting clients with no members at all is avi-sim's own test).
     drop(e2e::sync_pool_members(&cluster, &sim));
-    let _operator = Operator::start(&cluster, "operator", &[]);
+    let _operator = Operator::start(&cluster, "operator", &[ALLOW_INLINE]);
 
     // No clients yet: it stays at zero.
     cluster.wait_reason("ScalingActive", "ScaledToZero").await;
@@ -137,7 +137,7 @@ async fn a_dry_run_never_writes_scale_and_follows_the_active_path() {
         "behavior": {"scaleDown": {"stabilizationWindowSeconds": 6}}
     });
     cluster.apply(&kuard_manifests(&sim, PASSWORD, &spec));
-    let _operator = Operator::start(&cluster, "operator", &[]);
+    let _operator = Operator::start(&cluster, "operator", &[ALLOW_INLINE]);
     let desired = |c: &Cluster, n: i64| {
         c.autoscaler()
             .filter(|a| a.pointer("/status/desiredReplicas") == Some(&json!(n)))

@@ -525,7 +525,7 @@ pub struct Fallback {
 /// the enum's schema, whose description would otherwise replace the field's, so `kubectl
 /// explain` would show the type's one line instead of the field's text (the default, what each
 /// value means).
-fn without_description(schema: &mut schemars::Schema) {
+pub(crate) fn without_description(schema: &mut schemars::Schema) {
     schema.remove("description");
 }
 

@@ -87,6 +87,7 @@ pub struct AviAutoscalerStatus {
 
 /// How the autoscaler acts on its decisions.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[schemars(transform = crate::spec::without_description)]
 pub enum Mode {
     /// Decisions are written to the target's `scale` subresource.
     Active,
