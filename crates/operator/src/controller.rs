@@ -356,6 +356,8 @@ fn record_metrics(ctx: &Context, labels: &ObjectLabels, decision: &scaling::Deci
         decision.status.current_replicas,
         decision.desired_replicas,
     );
+    ctx.metrics
+        .set_conditions(labels, &decision.status.conditions);
     for status in &decision.status.current_metrics {
         ctx.metrics.set_metric_value(
             labels,

@@ -1,7 +1,10 @@
 //! Logs and Prometheus metrics.
 //!
-//! Every metric carries the `avi_autoscaler_` prefix; durations are in seconds. The README's
-//! "Observe" section documents each one.
+//! Every metric carries the `avi_autoscaler_` prefix; durations are in seconds. `docs/metrics.md`
+//! documents each one with its labels and cardinality.
+//!
+//! Per-object series are bounded: one series per AviAutoscaler (per metric entry, per condition
+//! type) and per AviController, each dropped when its object is deleted.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -107,6 +110,29 @@ struct ScaleLabels {
     direction: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConditionLabels {
+    namespace: String,
+    name: String,
+    r#type: String,
+    status: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ControllerLabels {
+    name: String,
+}
+
+/// The per-object series that exist for one AviAutoscaler, so that they can be removed with it.
+#[derive(Debug, Default)]
+struct ObjectSeries {
+    /// `(entity, metric)` of each `metric_value` series.
+    metrics: HashSet<(String, String)>,
+    /// The one `condition` series of each condition type, keyed by type.
+    conditions: HashMap<String, ConditionLabels>,
+}
+
 /// The operator's metrics, registered in one registry.
 pub struct Metrics {
     registry: Registry,
@@ -120,9 +146,12 @@ pub struct Metrics {
     desired_replicas: Family<ObjectLabels, Gauge>,
     current_replicas: Family<ObjectLabels, Gauge>,
     scale_events: Family<ScaleLabels, Counter>,
+    ready: Family<ObjectLabels, Gauge>,
+    condition: Family<ConditionLabels, Gauge>,
+    controller_ready: Family<ControllerLabels, Gauge>,
     leader: Gauge,
     /// Which per-object series exist (prometheus-client families cannot be iterated).
-    objects: Mutex<HashMap<ObjectLabels, HashSet<(String, String)>>>,
+    objects: Mutex<HashMap<ObjectLabels, ObjectSeries>>,
 }
 
 fn duration_histogram() -> Histogram {
@@ -151,6 +180,9 @@ impl Metrics {
             desired_replicas: Family::default(),
             current_replicas: Family::default(),
             scale_events: Family::default(),
+            ready: Family::default(),
+            condition: Family::default(),
+            controller_ready: Family::default(),
             leader: Gauge::default(),
             objects: Mutex::default(),
             registry: Registry::default(),
@@ -206,6 +238,21 @@ impl Metrics {
             "scale_events",
             "Changes of a target's replica count, by direction",
             m.scale_events.clone(),
+        );
+        registry.register(
+            "ready",
+            "1 while an AviAutoscaler's Ready condition is True, 0 otherwise",
+            m.ready.clone(),
+        );
+        registry.register(
+            "condition",
+            "1 for the current status and reason of each condition type of each AviAutoscaler",
+            m.condition.clone(),
+        );
+        registry.register(
+            "avicontroller_ready",
+            "1 while an AviController's Ready condition is True, 0 otherwise",
+            m.controller_ready.clone(),
         );
         registry.register(
             "leader",
@@ -279,7 +326,7 @@ impl Metrics {
             .objects
             .lock()
             .expect("metrics bookkeeping lock poisoned");
-        let series = objects.entry(object.clone()).or_default();
+        let series = &mut objects.entry(object.clone()).or_default().metrics;
         match value {
             Some(v) => {
                 self.metric_value.get_or_create(&labels).set(v);
@@ -305,6 +352,63 @@ impl Metrics {
         self.desired_replicas
             .get_or_create(object)
             .set(i64::from(desired));
+    }
+
+    /// Records the conditions of an AviAutoscaler: one `condition` series per type (the previous
+    /// series of a type is removed when its status or reason changes) and `ready` from the
+    /// `Ready` condition (0 while it is missing or not `True`).
+    pub fn set_conditions(&self, object: &ObjectLabels, conditions: &[api::k8s::Condition]) {
+        let mut objects = self
+            .objects
+            .lock()
+            .expect("metrics bookkeeping lock poisoned");
+        let current = &mut objects.entry(object.clone()).or_default().conditions;
+        let mut ready = false;
+        let mut seen = HashSet::new();
+        for c in conditions {
+            let labels = ConditionLabels {
+                namespace: object.namespace.clone(),
+                name: object.name.clone(),
+                r#type: c.type_.clone(),
+                status: c.status.clone(),
+                reason: c.reason.clone(),
+            };
+            if c.type_ == api::ConditionType::Ready.as_str() {
+                ready = c.status == "True";
+            }
+            seen.insert(c.type_.clone());
+            if let Some(old) = current.insert(c.type_.clone(), labels.clone())
+                && old != labels
+            {
+                self.condition.remove(&old);
+            }
+            self.condition.get_or_create(&labels).set(1);
+        }
+        current.retain(|kind, labels| {
+            let keep = seen.contains(kind);
+            if !keep {
+                self.condition.remove(labels);
+            }
+            keep
+        });
+        self.ready.get_or_create(object).set(i64::from(ready));
+    }
+
+    /// Records whether the AviController `name` is Ready. The AviController reconciler calls it
+    /// after each probe; [`Metrics::forget_controller`] removes the series when the object goes.
+    pub fn set_controller_ready(&self, name: &str, ready: bool) {
+        self.controller_ready
+            .get_or_create(&ControllerLabels {
+                name: name.to_owned(),
+            })
+            .set(i64::from(ready));
+    }
+
+    /// Removes the series of a deleted AviController.
+    pub fn forget_controller(&self, name: &str) {
+        self.controller_ready.remove(&ControllerLabels {
+            name: name.to_owned(),
+        });
     }
 
     /// Counts a change of a target's replica count.
@@ -337,7 +441,11 @@ impl Metrics {
             }
             self.current_replicas.remove(object);
             self.desired_replicas.remove(object);
-            for (entity, metric) in series.drain() {
+            self.ready.remove(object);
+            for (_, labels) in series.conditions.drain() {
+                self.condition.remove(&labels);
+            }
+            for (entity, metric) in series.metrics.drain() {
                 self.metric_value.remove(&MetricLabels {
                     namespace: object.namespace.clone(),
                     name: object.name.clone(),
@@ -347,5 +455,125 @@ impl Metrics {
             }
             false
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use api::k8s::{Condition, Time};
+
+    fn object(name: &str) -> ObjectLabels {
+        ObjectLabels {
+            namespace: "shop".into(),
+            name: name.into(),
+        }
+    }
+
+    fn condition(kind: &str, status: &str, reason: &str) -> Condition {
+        Condition {
+            type_: kind.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message: String::new(),
+            last_transition_time: Time(api::k8s::jiff::Timestamp::UNIX_EPOCH),
+            observed_generation: None,
+        }
+    }
+
+    fn lines_of(m: &Metrics, metric: &str) -> Vec<String> {
+        m.encode()
+            .lines()
+            .filter(|l| l.starts_with(&format!("avi_autoscaler_{metric}{{")))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn one_condition_series_per_type_and_ready_follows_the_ready_condition() {
+        let m = Metrics::new();
+        let web = object("web");
+        m.set_conditions(
+            &web,
+            &[
+                condition("Ready", "False", "FailedGetAviMetric"),
+                condition("ScalingLimited", "False", "DesiredWithinRange"),
+            ],
+        );
+        assert_eq!(
+            lines_of(&m, "ready"),
+            ["avi_autoscaler_ready{namespace=\"shop\",name=\"web\"} 0"]
+        );
+        m.set_conditions(
+            &web,
+            &[
+                condition("Ready", "True", "ValidMetricFound"),
+                condition("ScalingLimited", "True", "TooManyReplicas"),
+            ],
+        );
+        let mut conditions = lines_of(&m, "condition");
+        conditions.sort();
+        assert_eq!(
+            conditions,
+            [
+                "avi_autoscaler_condition{namespace=\"shop\",name=\"web\",type=\"Ready\",status=\"True\",reason=\"ValidMetricFound\"} 1",
+                "avi_autoscaler_condition{namespace=\"shop\",name=\"web\",type=\"ScalingLimited\",status=\"True\",reason=\"TooManyReplicas\"} 1",
+            ]
+        );
+        assert_eq!(
+            lines_of(&m, "ready"),
+            ["avi_autoscaler_ready{namespace=\"shop\",name=\"web\"} 1"]
+        );
+        // A condition type that disappears takes its series with it.
+        m.set_conditions(&web, &[condition("Ready", "True", "ValidMetricFound")]);
+        assert_eq!(lines_of(&m, "condition").len(), 1);
+    }
+
+    #[test]
+    fn a_deleted_autoscaler_loses_all_its_series() {
+        let m = Metrics::new();
+        let (web, api) = (object("web"), object("api"));
+        for o in [&web, &api] {
+            m.set_replicas(o, 1, 2);
+            m.set_metric_value(o, "pool/p", "l4_server.avg_open_conns", Some(5.0));
+            m.set_conditions(o, &[condition("Ready", "True", "ValidMetricFound")]);
+        }
+        m.retain_objects(|_, name| name == "api");
+        let text = m.encode();
+        assert!(
+            !text.contains("name=\"web\""),
+            "web's series remain:\n{text}"
+        );
+        for metric in [
+            "ready",
+            "condition",
+            "metric_value",
+            "desired_replicas",
+            "current_replicas",
+        ] {
+            assert_eq!(lines_of(&m, metric).len(), 1, "{metric} in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn controller_ready_is_set_and_forgotten() {
+        let m = Metrics::new();
+        m.set_controller_ready("avi-prod", false);
+        m.set_controller_ready("avi-lab", true);
+        m.set_controller_ready("avi-prod", true);
+        let mut lines = lines_of(&m, "avicontroller_ready");
+        lines.sort();
+        assert_eq!(
+            lines,
+            [
+                "avi_autoscaler_avicontroller_ready{name=\"avi-lab\"} 1",
+                "avi_autoscaler_avicontroller_ready{name=\"avi-prod\"} 1",
+            ]
+        );
+        m.forget_controller("avi-prod");
+        assert_eq!(
+            lines_of(&m, "avicontroller_ready"),
+            ["avi_autoscaler_avicontroller_ready{name=\"avi-lab\"} 1"]
+        );
     }
 }
