@@ -146,7 +146,12 @@ fn context(
 ) -> Arc<Context> {
     let avi_metrics = metrics.clone();
     let observer: avi::RequestObserver = Arc::new(move |ev: &avi::RequestEvent<'_>| {
-        avi_metrics.avi_request(ev.kind.as_str(), ev.outcome, ev.duration.as_secs_f64())
+        avi_metrics.avi_request(
+            ev.endpoint,
+            ev.kind.as_str(),
+            ev.outcome,
+            ev.duration.as_secs_f64(),
+        )
     });
     let poller = avi::Poller::new(avi::PollerSettings {
         observer: Some(observer),
@@ -288,6 +293,7 @@ async fn forget_deleted_objects(
             .map(|o| (o.namespace().unwrap_or_default(), o.name_any()))
             .collect();
         let uids: HashSet<String> = objects.iter().filter_map(|o| o.uid()).collect();
+        ctx.metrics.set_objects(names.len());
         ctx.metrics
             .retain_objects(|ns, name| names.contains(&(ns.to_owned(), name.to_owned())));
         ctx.events.retain_objects(|uid| uids.contains(uid));

@@ -75,6 +75,7 @@ struct CategoryLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AviLabels {
+    controller: String,
     kind: &'static str,
     outcome: &'static str,
 }
@@ -104,6 +105,15 @@ struct MetricLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TargetLabels {
+    namespace: String,
+    name: String,
+    entity: String,
+    metric: String,
+    r#type: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ScaleLabels {
     namespace: String,
     name: String,
@@ -129,6 +139,8 @@ struct ControllerLabels {
 struct ObjectSeries {
     /// `(entity, metric)` of each `metric_value` series.
     metrics: HashSet<(String, String)>,
+    /// The `metric_target` series.
+    targets: HashSet<TargetLabels>,
     /// The one `condition` series of each condition type, keyed by type.
     conditions: HashMap<String, ConditionLabels>,
 }
@@ -143,8 +155,13 @@ pub struct Metrics {
     avi_request_duration: Family<AviLabels, Histogram>,
     kube_requests: Family<KubeLabels, Counter>,
     metric_value: Family<MetricLabels, Gauge<f64, AtomicU64>>,
+    metric_target: Family<TargetLabels, Gauge<f64, AtomicU64>>,
     desired_replicas: Family<ObjectLabels, Gauge>,
     current_replicas: Family<ObjectLabels, Gauge>,
+    ready_replicas: Family<ObjectLabels, Gauge>,
+    reconciles_in_flight: Gauge,
+    objects_watched: Gauge,
+    resident_memory: Gauge,
     scale_events: Family<ScaleLabels, Counter>,
     ready: Family<ObjectLabels, Gauge>,
     condition: Family<ConditionLabels, Gauge>,
@@ -177,8 +194,13 @@ impl Metrics {
             avi_request_duration: Family::new_with_constructor(duration_histogram),
             kube_requests: Family::default(),
             metric_value: Family::default(),
+            metric_target: Family::default(),
             desired_replicas: Family::default(),
             current_replicas: Family::default(),
+            ready_replicas: Family::default(),
+            reconciles_in_flight: Gauge::default(),
+            objects_watched: Gauge::default(),
+            resident_memory: Gauge::default(),
             scale_events: Family::default(),
             ready: Family::default(),
             condition: Family::default(),
@@ -205,12 +227,12 @@ impl Metrics {
         );
         registry.register(
             "avi_requests",
-            "HTTP requests to Avi controllers, by kind and outcome",
+            "HTTP requests to Avi controllers, by controller endpoint, kind and outcome",
             m.avi_requests.clone(),
         );
         registry.register_with_unit(
             "avi_request_duration",
-            "Latency of HTTP requests to Avi controllers, by kind and outcome",
+            "Latency of HTTP requests to Avi controllers, by controller endpoint, kind and outcome",
             Unit::Seconds,
             m.avi_request_duration.clone(),
         );
@@ -225,6 +247,11 @@ impl Metrics {
             m.metric_value.clone(),
         );
         registry.register(
+            "metric_target",
+            "Target of each AviAutoscaler metric, by target type (Value, AverageValue per replica)",
+            m.metric_target.clone(),
+        );
+        registry.register(
             "desired_replicas",
             "Replica count each AviAutoscaler decided on",
             m.desired_replicas.clone(),
@@ -233,6 +260,27 @@ impl Metrics {
             "current_replicas",
             "Replica count of each AviAutoscaler's target at the last reconcile",
             m.current_replicas.clone(),
+        );
+        registry.register(
+            "ready_replicas",
+            "Ready replicas of each AviAutoscaler's target at the last reconcile",
+            m.ready_replicas.clone(),
+        );
+        registry.register(
+            "reconciles_in_flight",
+            "Reconciles running now; at --concurrency, due reconciles wait",
+            m.reconciles_in_flight.clone(),
+        );
+        registry.register(
+            "objects",
+            "AviAutoscalers in the operator's watch caches",
+            m.objects_watched.clone(),
+        );
+        registry.register_with_unit(
+            "resident_memory",
+            "Resident memory of the operator process",
+            Unit::Bytes,
+            m.resident_memory.clone(),
         );
         registry.register(
             "scale_events",
@@ -264,9 +312,26 @@ impl Metrics {
 
     /// The registry in the Prometheus text format.
     pub fn encode(&self) -> String {
+        // Read at scrape time, so the value is as fresh as the scrape.
+        if let Some(usage) = memory_stats::memory_stats() {
+            self.resident_memory
+                .set(i64::try_from(usage.physical_mem).unwrap_or(i64::MAX));
+        }
         let mut out = String::new();
         encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out
+    }
+
+    /// Counts a reconcile as running until the returned guard is dropped.
+    pub fn reconcile_started(&self) -> InFlight<'_> {
+        self.reconciles_in_flight.inc();
+        InFlight(&self.reconciles_in_flight)
+    }
+
+    /// Records how many AviAutoscalers the watches hold.
+    pub fn set_objects(&self, count: usize) {
+        self.objects_watched
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     /// Counts a reconcile and its duration.
@@ -286,10 +351,26 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts one Avi HTTP request by kind (`login`, `metrics`, `inventory`, `metric_catalog`)
-    /// and outcome (`ok` or an error category).
-    pub fn avi_request(&self, kind: &'static str, outcome: &'static str, seconds: f64) {
-        let labels = AviLabels { kind, outcome };
+    /// Counts one Avi HTTP request by controller endpoint (`host:port`, one per configured
+    /// endpoint), kind (`login`, `metrics`, `inventory`, `metric_catalog`) and outcome (`ok` or
+    /// an error category).
+    pub fn avi_request(
+        &self,
+        endpoint: &url::Url,
+        kind: &'static str,
+        outcome: &'static str,
+        seconds: f64,
+    ) {
+        let controller = match (endpoint.host_str(), endpoint.port_or_known_default()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_owned(),
+            (None, _) => String::new(),
+        };
+        let labels = AviLabels {
+            controller,
+            kind,
+            outcome,
+        };
         self.avi_requests.get_or_create(&labels).inc();
         self.avi_request_duration
             .get_or_create(&labels)
@@ -337,6 +418,57 @@ impl Metrics {
                 series.remove(&(labels.entity, labels.metric));
             }
         }
+    }
+
+    /// Records the target of one metric of an AviAutoscaler.
+    pub fn set_metric_target(
+        &self,
+        object: &ObjectLabels,
+        entity: &str,
+        metric: &str,
+        target: api::resolved::Target,
+    ) {
+        let labels = TargetLabels {
+            namespace: object.namespace.clone(),
+            name: object.name.clone(),
+            entity: entity.to_owned(),
+            metric: metric.to_owned(),
+            r#type: match target {
+                api::resolved::Target::Value(_) => "Value",
+                api::resolved::Target::AverageValue(_) => "AverageValue",
+            },
+        };
+        let mut objects = self
+            .objects
+            .lock()
+            .expect("metrics bookkeeping lock poisoned");
+        let targets = &mut objects.entry(object.clone()).or_default().targets;
+        // A target whose type changed leaves no stale series of the old type behind.
+        targets.retain(|old| {
+            let stale = old.entity == labels.entity
+                && old.metric == labels.metric
+                && old.r#type != labels.r#type;
+            if stale {
+                self.metric_target.remove(old);
+            }
+            !stale
+        });
+        self.metric_target
+            .get_or_create(&labels)
+            .set(target.amount());
+        targets.insert(labels);
+    }
+
+    /// Records the ready replicas of an AviAutoscaler's target.
+    pub fn set_ready_replicas(&self, object: &ObjectLabels, ready: i32) {
+        self.objects
+            .lock()
+            .expect("metrics bookkeeping lock poisoned")
+            .entry(object.clone())
+            .or_default();
+        self.ready_replicas
+            .get_or_create(object)
+            .set(i64::from(ready));
     }
 
     /// Records current and desired replicas of an AviAutoscaler.
@@ -442,6 +574,10 @@ impl Metrics {
             self.current_replicas.remove(object);
             self.desired_replicas.remove(object);
             self.ready.remove(object);
+            self.ready_replicas.remove(object);
+            for labels in series.targets.drain() {
+                self.metric_target.remove(&labels);
+            }
             for (_, labels) in series.conditions.drain() {
                 self.condition.remove(&labels);
             }
@@ -455,6 +591,16 @@ impl Metrics {
             }
             false
         });
+    }
+}
+
+/// Marks one reconcile as running; dropping it (on any path out of the reconcile) ends it.
+#[must_use = "the reconcile counts as running only while the guard lives"]
+pub struct InFlight<'a>(&'a Gauge);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
@@ -535,6 +681,13 @@ mod tests {
         let (web, api) = (object("web"), object("api"));
         for o in [&web, &api] {
             m.set_replicas(o, 1, 2);
+            m.set_ready_replicas(o, 1);
+            m.set_metric_target(
+                o,
+                "pool/p",
+                "l4_server.avg_open_conns",
+                api::resolved::Target::AverageValue(200.0),
+            );
             m.set_metric_value(o, "pool/p", "l4_server.avg_open_conns", Some(5.0));
             m.set_conditions(o, &[condition("Ready", "True", "ValidMetricFound")]);
         }
@@ -548,6 +701,8 @@ mod tests {
             "ready",
             "condition",
             "metric_value",
+            "metric_target",
+            "ready_replicas",
             "desired_replicas",
             "current_replicas",
         ] {
@@ -575,5 +730,43 @@ mod tests {
             lines_of(&m, "avicontroller_ready"),
             ["avi_autoscaler_avicontroller_ready{name=\"avi-lab\"} 1"]
         );
+    }
+
+    #[test]
+    fn a_target_whose_type_changes_keeps_one_series() {
+        let m = Metrics::new();
+        let web = object("web");
+        let set = |target| m.set_metric_target(&web, "pool/p", "l4_server.avg_open_conns", target);
+        set(api::resolved::Target::AverageValue(200.0));
+        set(api::resolved::Target::Value(1000.0));
+        assert_eq!(
+            lines_of(&m, "metric_target"),
+            [
+                "avi_autoscaler_metric_target{namespace=\"shop\",name=\"web\",entity=\"pool/p\",metric=\"l4_server.avg_open_conns\",type=\"Value\"} 1000.0"
+            ]
+        );
+    }
+
+    #[test]
+    fn in_flight_counts_running_reconciles_and_memory_is_reported() {
+        let m = Metrics::new();
+        let first = m.reconcile_started();
+        let second = m.reconcile_started();
+        assert!(
+            m.encode()
+                .contains("avi_autoscaler_reconciles_in_flight 2\n")
+        );
+        drop(first);
+        drop(second);
+        let text = m.encode();
+        assert!(
+            text.contains("avi_autoscaler_reconciles_in_flight 0\n"),
+            "{text}"
+        );
+        let rss = text
+            .lines()
+            .find_map(|l| l.strip_prefix("avi_autoscaler_resident_memory_bytes "))
+            .expect("resident memory is exported");
+        assert!(rss.parse::<i64>().expect("an integer") > 0, "{text}");
     }
 }
