@@ -528,6 +528,10 @@ impl Metrics {
 
     /// Records whether the AviController `name` is Ready. The AviController reconciler calls it
     /// after each probe; [`Metrics::forget_controller`] removes the series when the object goes.
+    #[allow(
+        dead_code,
+        reason = "the API through which AviController readiness is recorded"
+    )]
     pub fn set_controller_ready(&self, name: &str, ready: bool) {
         self.controller_ready
             .get_or_create(&ControllerLabels {
@@ -537,6 +541,10 @@ impl Metrics {
     }
 
     /// Removes the series of a deleted AviController.
+    #[allow(
+        dead_code,
+        reason = "the API through which AviController readiness is recorded"
+    )]
     pub fn forget_controller(&self, name: &str) {
         self.controller_ready.remove(&ControllerLabels {
             name: name.to_owned(),
@@ -708,6 +716,16 @@ mod tests {
         ] {
             assert_eq!(lines_of(&m, metric).len(), 1, "{metric} in:\n{text}");
         }
+    }
+
+    #[test]
+    fn reconcile_failures_are_counted_by_category() {
+        let m = Metrics::new();
+        m.reconcile_failed("patch_scale");
+        assert_eq!(
+            lines_of(&m, "reconcile_failures_total"),
+            ["avi_autoscaler_reconcile_failures_total{category=\"patch_scale\"} 1"]
+        );
     }
 
     #[test]
