@@ -667,9 +667,9 @@ async fn rbac_grants_exactly_what_the_operator_uses_and_telemetry_reports_it() {
     // /metrics reports what happened, in the Prometheus text format.
     let (status, metrics) = e2e::http_get(&operator.metrics_addr(), "/metrics").await;
     assert_eq!(status, 200);
-    let controller = sim.url().trim_start_matches("https://").to_owned();
     let avi_requests = format!(
-        "avi_autoscaler_avi_requests_total{{controller=\"{controller}\",kind=\"metrics\",outcome=\"ok\"}}"
+        "avi_autoscaler_avi_requests_total{{endpoint=\"{}/\",kind=\"metrics\",outcome=\"ok\"}}",
+        sim.url().trim_end_matches('/')
     );
     for needle in [
         "avi_autoscaler_reconciliations_total{result=\"success\"}",

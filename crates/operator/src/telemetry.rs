@@ -75,7 +75,7 @@ struct CategoryLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AviLabels {
-    controller: String,
+    endpoint: String,
     kind: &'static str,
     outcome: &'static str,
 }
@@ -351,8 +351,8 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts one Avi HTTP request by controller endpoint (`host:port`, one per configured
-    /// endpoint), kind (`login`, `metrics`, `inventory`, `metric_catalog`) and outcome (`ok` or
+    /// Counts one Avi HTTP request by controller endpoint (its URL as configured, one per
+    /// configured endpoint), kind (`login`, `metrics`, `inventory`, `metric_catalog`) and outcome (`ok` or
     /// an error category).
     pub fn avi_request(
         &self,
@@ -361,13 +361,8 @@ impl Metrics {
         outcome: &'static str,
         seconds: f64,
     ) {
-        let controller = match (endpoint.host_str(), endpoint.port_or_known_default()) {
-            (Some(host), Some(port)) => format!("{host}:{port}"),
-            (Some(host), None) => host.to_owned(),
-            (None, _) => String::new(),
-        };
         let labels = AviLabels {
-            controller,
+            endpoint: endpoint.as_str().to_owned(),
             kind,
             outcome,
         };
