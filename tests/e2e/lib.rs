@@ -721,3 +721,129 @@ pub fn venv_python() -> PathBuf {
     );
     python
 }
+
+/// Metrics the dashboard and the alert rules may query that no e2e run produces a sample of,
+/// each with the reason. prometheus-client writes no `# TYPE` line for a family without series,
+/// so the scrape cannot show them; the operator's unit tests cover their names.
+pub const QUERIED_WITHOUT_SAMPLES: &[(&str, &str)] = &[
+    (
+        "avi_autoscaler_reconcile_failures_total",
+        "counted only when a reconcile fails (a refused status or scale write), which no healthy run does",
+    ),
+    (
+        "avi_autoscaler_avicontroller_ready",
+        "set per AviController object; the e2e autoscalers connect inline",
+    ),
+];
+
+/// The `avi_autoscaler_*` names in the Grafana dashboard's queries and the alert rules'
+/// expressions (config/grafana, config/prometheus).
+pub fn queried_metric_names() -> std::collections::BTreeSet<String> {
+    let root = workspace_root();
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("config/grafana/avi-autoscaler.json"))
+            .expect("reading the dashboard"),
+    )
+    .expect("the dashboard is JSON");
+    let rules: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(root.join("config/prometheus/alerts.yaml"))
+            .expect("reading the alert rules"),
+    )
+    .expect("the alert rules are YAML");
+    let mut exprs: Vec<String> = Vec::new();
+    for panel in dashboard["panels"].as_array().into_iter().flatten() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            exprs.extend(target["expr"].as_str().map(str::to_owned));
+        }
+    }
+    for variable in dashboard["templating"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        exprs.extend(variable["query"]["query"].as_str().map(str::to_owned));
+    }
+    for group in rules["spec"]["groups"].as_array().into_iter().flatten() {
+        for rule in group["rules"].as_array().into_iter().flatten() {
+            exprs.extend(rule["expr"].as_str().map(str::to_owned));
+        }
+    }
+    assert!(
+        !exprs.is_empty(),
+        "no queries found in the dashboard or the rules"
+    );
+    exprs.iter().flat_map(|e| metric_names_in(e)).collect()
+}
+
+/// The `avi_autoscaler_*` identifiers in one PromQL expression (outside label values).
+fn metric_names_in(expr: &str) -> Vec<String> {
+    let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut names = Vec::new();
+    // Every other piece between double quotes is a label value; the dashboard's and the rules'
+    // label values hold no escaped quotes.
+    for code in expr.split('"').step_by(2) {
+        let mut rest = code;
+        while let Some(at) = rest.find("avi_autoscaler_") {
+            let preceded_by_name = rest[..at].chars().next_back().is_some_and(is_name);
+            let tail = &rest[at..];
+            let end = tail.find(|c: char| !is_name(c)).unwrap_or(tail.len());
+            if !preceded_by_name {
+                names.push(tail[..end].to_owned());
+            }
+            rest = &tail[end..];
+        }
+    }
+    names
+}
+
+/// Checks a `/metrics` scrape of the operator against what the dashboard and the alert rules
+/// query: each name has a sample or is listed in [`QUERIED_WITHOUT_SAMPLES`]. Panics listing
+/// every name that is missing.
+pub fn assert_exports_every_queried_metric(scrape: &str) {
+    let sampled: std::collections::BTreeSet<&str> = scrape
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .filter(|n| !n.is_empty())
+        .collect();
+    let queried = queried_metric_names();
+    let missing: Vec<String> = queried
+        .iter()
+        .filter(|name| {
+            !sampled.contains(name.as_str())
+                && !QUERIED_WITHOUT_SAMPLES.iter().any(|(n, _)| n == name)
+        })
+        .cloned()
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the dashboard or the alert rules query metrics the operator does not export: {missing:?}\nqueried: {queried:?}\n/metrics:\n{scrape}"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_names_are_read_from_promql() {
+        assert_eq!(
+            metric_names_in(
+                "sum by (le) (rate(avi_autoscaler_x_bucket{a=\"avi_autoscaler_no\"}[5m])) / my_avi_autoscaler_y + avi_autoscaler_z"
+            ),
+            ["avi_autoscaler_x_bucket", "avi_autoscaler_z"]
+        );
+    }
+
+    #[test]
+    fn a_missing_or_unregistered_metric_fails_the_check() {
+        let queried = queried_metric_names();
+        assert!(queried.contains("avi_autoscaler_ready"), "{queried:?}");
+        let result = std::panic::catch_unwind(|| {
+            assert_exports_every_queried_metric(
+                "# TYPE avi_autoscaler_leader gauge\navi_autoscaler_leader 1\n",
+            )
+        });
+        assert!(result.is_err());
+    }
+}

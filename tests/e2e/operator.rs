@@ -673,10 +673,14 @@ async fn rbac_grants_exactly_what_the_operator_uses_and_telemetry_reports_it() {
     // /metrics reports what happened, in the Prometheus text format.
     let (status, metrics) = e2e::http_get(&operator.metrics_addr(), "/metrics").await;
     assert_eq!(status, 200);
+    let avi_requests = format!(
+        "avi_autoscaler_avi_requests_total{{endpoint=\"{}/\",kind=\"metrics\",outcome=\"ok\"}}",
+        sim.url().trim_end_matches('/')
+    );
     for needle in [
         "avi_autoscaler_reconciliations_total{result=\"success\"}",
         "avi_autoscaler_reconcile_duration_seconds_bucket",
-        "avi_autoscaler_avi_requests_total{kind=\"metrics\",outcome=\"ok\"}",
+        avi_requests.as_str(),
         "avi_autoscaler_avi_request_duration_seconds_count",
         "avi_autoscaler_kube_requests_total",
         "avi_autoscaler_metric_value{namespace=\"routing-ns1\",name=\"kuard\"",
@@ -684,12 +688,18 @@ async fn rbac_grants_exactly_what_the_operator_uses_and_telemetry_reports_it() {
         "avi_autoscaler_current_replicas{namespace=\"routing-ns1\",name=\"kuard\"}",
         "avi_autoscaler_scale_events_total{namespace=\"routing-ns1\",name=\"kuard\",direction=\"up\"} 1",
         "avi_autoscaler_leader 1",
+        "avi_autoscaler_ready{namespace=\"routing-ns1\",name=\"kuard\"} 1",
+        "avi_autoscaler_condition{namespace=\"routing-ns1\",name=\"kuard\",type=\"Ready\",status=\"True\",reason=\"Active\"} 1",
+        "avi_autoscaler_ready_replicas{namespace=\"routing-ns1\",name=\"kuard\"}",
+        "avi_autoscaler_metric_target{namespace=\"routing-ns1\",name=\"kuard\"",
     ] {
         assert!(
             metrics.contains(needle),
             "/metrics lacks {needle}:\n{metrics}"
         );
     }
+    // Every metric the Grafana dashboard and the alert rules query is one the operator exports.
+    e2e::assert_exports_every_queried_metric(&metrics);
     assert!(!metrics.contains(PASSWORD));
     assert!(operator.stop().success());
 

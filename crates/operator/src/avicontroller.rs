@@ -167,6 +167,7 @@ pub async fn reconcile(obj: Arc<AviController>, pctx: Arc<ProbeContext>) -> Resu
         name: name.clone(),
         source,
     })?;
+    pctx.ctx.metrics.set_controller_ready(&name, found.ready);
     if flipped {
         info!(ready = found.ready, reason = %found.reason, "AviController readiness changed");
         let reason = if found.ready {

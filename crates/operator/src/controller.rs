@@ -247,7 +247,9 @@ async fn fetch_samples(
 #[instrument(skip_all, fields(namespace = obj.namespace().unwrap_or_default(), name = obj.name_any()))]
 pub async fn reconcile(obj: Arc<AviAutoscaler>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
+    let in_flight = ctx.metrics.reconcile_started();
     let result = reconcile_inner(&obj, &ctx).await;
+    drop(in_flight);
     let outcome = match &result {
         Ok((_, outcome)) => *outcome,
         Err(_) => ReconcileResult::Error,
@@ -322,6 +324,9 @@ async fn reconcile_inner(
             message: e.message(),
         });
     ctx.metrics.kube_request("get", "scale", target.is_ok());
+    if let Ok(t) = &target {
+        ctx.metrics.set_ready_replicas(&labels, t.ready());
+    }
 
     let now = Timestamp::now();
     let mut decision = match &spec {
@@ -373,6 +378,16 @@ async fn reconcile_inner(
 
     // Metrics first: whoever sees the new status also finds /metrics up to date.
     record_metrics(ctx, &labels, &decision);
+    if let Ok(spec) = &spec {
+        for m in &spec.metrics {
+            ctx.metrics.set_metric_target(
+                &labels,
+                &api::resolved::describe_entity(&m.entity),
+                &m.metric_id,
+                m.target,
+            );
+        }
+    }
     let written = if obj.status.as_ref() != Some(&decision.status) {
         patch_status(ctx, obj, &decision.status).await
     } else {
@@ -445,6 +460,8 @@ fn record_metrics(ctx: &Context, labels: &ObjectLabels, decision: &scaling::Deci
         decision.status.current_replicas,
         decision.desired_replicas,
     );
+    ctx.metrics
+        .set_conditions(labels, &decision.status.conditions);
     for status in &decision.status.current_metrics {
         ctx.metrics.set_metric_value(
             labels,

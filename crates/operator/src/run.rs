@@ -185,7 +185,12 @@ fn context(
 ) -> Arc<Context> {
     let avi_metrics = metrics.clone();
     let observer: avi::RequestObserver = Arc::new(move |ev: &avi::RequestEvent<'_>| {
-        avi_metrics.avi_request(ev.kind.as_str(), ev.outcome, ev.duration.as_secs_f64())
+        avi_metrics.avi_request(
+            ev.endpoint,
+            ev.kind.as_str(),
+            ev.outcome,
+            ev.duration.as_secs_f64(),
+        )
     });
     let circuit_metrics = metrics.clone();
     let circuit_observer: avi::CircuitObserver =
@@ -359,6 +364,7 @@ impl Controllers {
         let senders = self.avic_changes.clone();
         // (generation, Ready status) last seen per AviController.
         let mut seen: HashMap<String, (Option<i64>, Option<String>)> = HashMap::new();
+        let metrics = ctx.metrics.clone();
         let stream = watcher(
             Api::<AviController>::all(client.clone()),
             watcher::Config::default().any_semantic(),
@@ -366,8 +372,11 @@ impl Controllers {
         .default_backoff()
         .reflect(writer)
         .inspect(move |event| {
-            if matches!(event, Ok(watcher::Event::InitDone)) {
-                synced.synced();
+            match event {
+                Ok(watcher::Event::InitDone) => synced.synced(),
+                // A deleted AviController leaves no readiness series behind.
+                Ok(watcher::Event::Delete(obj)) => metrics.forget_controller(&obj.name_any()),
+                _ => {}
             }
         })
         .applied_objects()
@@ -473,6 +482,7 @@ async fn forget_deleted_objects(
             .map(|o| (o.namespace().unwrap_or_default(), o.name_any()))
             .collect();
         let uids: HashSet<String> = objects.iter().filter_map(|o| o.uid()).collect();
+        ctx.metrics.set_objects(names.len());
         ctx.metrics
             .retain_objects(|ns, name| names.contains(&(ns.to_owned(), name.to_owned())));
         ctx.events.retain_objects(|uid| uids.contains(uid));

@@ -1,7 +1,10 @@
 //! Logs and Prometheus metrics.
 //!
-//! Every metric carries the `avi_autoscaler_` prefix; durations are in seconds. The README's
-//! "Observe" section documents each one.
+//! Every metric carries the `avi_autoscaler_` prefix; durations are in seconds. `docs/metrics.md`
+//! documents each one with its labels and cardinality.
+//!
+//! Per-object series are bounded: one series per AviAutoscaler (per metric entry, per condition
+//! type) and per AviController, each dropped when its object is deleted.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -80,6 +83,7 @@ struct CategoryLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AviLabels {
+    endpoint: String,
     kind: &'static str,
     outcome: &'static str,
 }
@@ -109,10 +113,44 @@ struct MetricLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TargetLabels {
+    namespace: String,
+    name: String,
+    entity: String,
+    metric: String,
+    r#type: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ScaleLabels {
     namespace: String,
     name: String,
     direction: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConditionLabels {
+    namespace: String,
+    name: String,
+    r#type: String,
+    status: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ControllerLabels {
+    name: String,
+}
+
+/// The per-object series that exist for one AviAutoscaler, so that they can be removed with it.
+#[derive(Debug, Default)]
+struct ObjectSeries {
+    /// `(entity, metric)` of each `metric_value` series.
+    metrics: HashSet<(String, String)>,
+    /// The `metric_target` series.
+    targets: HashSet<TargetLabels>,
+    /// The one `condition` series of each condition type, keyed by type.
+    conditions: HashMap<String, ConditionLabels>,
 }
 
 /// The operator's metrics, registered in one registry.
@@ -125,13 +163,21 @@ pub struct Metrics {
     avi_request_duration: Family<AviLabels, Histogram>,
     kube_requests: Family<KubeLabels, Counter>,
     metric_value: Family<MetricLabels, Gauge<f64, AtomicU64>>,
+    metric_target: Family<TargetLabels, Gauge<f64, AtomicU64>>,
     desired_replicas: Family<ObjectLabels, Gauge>,
     current_replicas: Family<ObjectLabels, Gauge>,
+    ready_replicas: Family<ObjectLabels, Gauge>,
+    reconciles_in_flight: Gauge,
+    objects_watched: Gauge,
+    resident_memory: Gauge,
     scale_events: Family<ScaleLabels, Counter>,
+    ready: Family<ObjectLabels, Gauge>,
+    condition: Family<ConditionLabels, Gauge>,
+    controller_ready: Family<ControllerLabels, Gauge>,
     leader: Gauge,
     circuit_open: Family<EndpointLabels, Gauge>,
     /// Which per-object series exist (prometheus-client families cannot be iterated).
-    objects: Mutex<HashMap<ObjectLabels, HashSet<(String, String)>>>,
+    objects: Mutex<HashMap<ObjectLabels, ObjectSeries>>,
 }
 
 fn duration_histogram() -> Histogram {
@@ -157,9 +203,17 @@ impl Metrics {
             avi_request_duration: Family::new_with_constructor(duration_histogram),
             kube_requests: Family::default(),
             metric_value: Family::default(),
+            metric_target: Family::default(),
             desired_replicas: Family::default(),
             current_replicas: Family::default(),
+            ready_replicas: Family::default(),
+            reconciles_in_flight: Gauge::default(),
+            objects_watched: Gauge::default(),
+            resident_memory: Gauge::default(),
             scale_events: Family::default(),
+            ready: Family::default(),
+            condition: Family::default(),
+            controller_ready: Family::default(),
             leader: Gauge::default(),
             circuit_open: Family::default(),
             objects: Mutex::default(),
@@ -183,12 +237,12 @@ impl Metrics {
         );
         registry.register(
             "avi_requests",
-            "HTTP requests to Avi controllers, by kind and outcome",
+            "HTTP requests to Avi controllers, by controller endpoint, kind and outcome",
             m.avi_requests.clone(),
         );
         registry.register_with_unit(
             "avi_request_duration",
-            "Latency of HTTP requests to Avi controllers, by kind and outcome",
+            "Latency of HTTP requests to Avi controllers, by controller endpoint, kind and outcome",
             Unit::Seconds,
             m.avi_request_duration.clone(),
         );
@@ -203,6 +257,11 @@ impl Metrics {
             m.metric_value.clone(),
         );
         registry.register(
+            "metric_target",
+            "Target of each AviAutoscaler metric, by target type (Value, AverageValue per replica)",
+            m.metric_target.clone(),
+        );
+        registry.register(
             "desired_replicas",
             "Replica count each AviAutoscaler decided on",
             m.desired_replicas.clone(),
@@ -213,9 +272,45 @@ impl Metrics {
             m.current_replicas.clone(),
         );
         registry.register(
+            "ready_replicas",
+            "Ready replicas of each AviAutoscaler's target at the last reconcile",
+            m.ready_replicas.clone(),
+        );
+        registry.register(
+            "reconciles_in_flight",
+            "Reconciles running now; at --concurrency, due reconciles wait",
+            m.reconciles_in_flight.clone(),
+        );
+        registry.register(
+            "objects",
+            "AviAutoscalers in the operator's watch caches",
+            m.objects_watched.clone(),
+        );
+        registry.register_with_unit(
+            "resident_memory",
+            "Resident memory of the operator process",
+            Unit::Bytes,
+            m.resident_memory.clone(),
+        );
+        registry.register(
             "scale_events",
             "Changes of a target's replica count, by direction",
             m.scale_events.clone(),
+        );
+        registry.register(
+            "ready",
+            "1 while an AviAutoscaler's Ready condition is True, 0 otherwise",
+            m.ready.clone(),
+        );
+        registry.register(
+            "condition",
+            "1 for the current status and reason of each condition type of each AviAutoscaler",
+            m.condition.clone(),
+        );
+        registry.register(
+            "avicontroller_ready",
+            "1 while an AviController's Ready condition is True, 0 otherwise",
+            m.controller_ready.clone(),
         );
         registry.register(
             "leader",
@@ -232,9 +327,26 @@ impl Metrics {
 
     /// The registry in the Prometheus text format.
     pub fn encode(&self) -> String {
+        // Read at scrape time, so the value is as fresh as the scrape.
+        if let Some(usage) = memory_stats::memory_stats() {
+            self.resident_memory
+                .set(i64::try_from(usage.physical_mem).unwrap_or(i64::MAX));
+        }
         let mut out = String::new();
         encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out
+    }
+
+    /// Counts a reconcile as running until the returned guard is dropped.
+    pub fn reconcile_started(&self) -> InFlight<'_> {
+        self.reconciles_in_flight.inc();
+        InFlight(&self.reconciles_in_flight)
+    }
+
+    /// Records how many AviAutoscalers the watches hold.
+    pub fn set_objects(&self, count: usize) {
+        self.objects_watched
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     /// Counts a reconcile and its duration.
@@ -254,10 +366,21 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts one Avi HTTP request by kind (`login`, `metrics`, `inventory`, `metric_catalog`, `version`)
-    /// and outcome (`ok` or an error category).
-    pub fn avi_request(&self, kind: &'static str, outcome: &'static str, seconds: f64) {
-        let labels = AviLabels { kind, outcome };
+    /// Counts one Avi HTTP request by controller endpoint (its URL as configured, one per
+    /// configured endpoint), kind (`login`, `metrics`, `inventory`, `metric_catalog`, `version`) and outcome (`ok` or
+    /// an error category).
+    pub fn avi_request(
+        &self,
+        endpoint: &url::Url,
+        kind: &'static str,
+        outcome: &'static str,
+        seconds: f64,
+    ) {
+        let labels = AviLabels {
+            endpoint: endpoint.as_str().to_owned(),
+            kind,
+            outcome,
+        };
         self.avi_requests.get_or_create(&labels).inc();
         self.avi_request_duration
             .get_or_create(&labels)
@@ -294,7 +417,7 @@ impl Metrics {
             .objects
             .lock()
             .expect("metrics bookkeeping lock poisoned");
-        let series = objects.entry(object.clone()).or_default();
+        let series = &mut objects.entry(object.clone()).or_default().metrics;
         match value {
             Some(v) => {
                 self.metric_value.get_or_create(&labels).set(v);
@@ -305,6 +428,57 @@ impl Metrics {
                 series.remove(&(labels.entity, labels.metric));
             }
         }
+    }
+
+    /// Records the target of one metric of an AviAutoscaler.
+    pub fn set_metric_target(
+        &self,
+        object: &ObjectLabels,
+        entity: &str,
+        metric: &str,
+        target: api::resolved::Target,
+    ) {
+        let labels = TargetLabels {
+            namespace: object.namespace.clone(),
+            name: object.name.clone(),
+            entity: entity.to_owned(),
+            metric: metric.to_owned(),
+            r#type: match target {
+                api::resolved::Target::Value(_) => "Value",
+                api::resolved::Target::AverageValue(_) => "AverageValue",
+            },
+        };
+        let mut objects = self
+            .objects
+            .lock()
+            .expect("metrics bookkeeping lock poisoned");
+        let targets = &mut objects.entry(object.clone()).or_default().targets;
+        // A target whose type changed leaves no stale series of the old type behind.
+        targets.retain(|old| {
+            let stale = old.entity == labels.entity
+                && old.metric == labels.metric
+                && old.r#type != labels.r#type;
+            if stale {
+                self.metric_target.remove(old);
+            }
+            !stale
+        });
+        self.metric_target
+            .get_or_create(&labels)
+            .set(target.amount());
+        targets.insert(labels);
+    }
+
+    /// Records the ready replicas of an AviAutoscaler's target.
+    pub fn set_ready_replicas(&self, object: &ObjectLabels, ready: i32) {
+        self.objects
+            .lock()
+            .expect("metrics bookkeeping lock poisoned")
+            .entry(object.clone())
+            .or_default();
+        self.ready_replicas
+            .get_or_create(object)
+            .set(i64::from(ready));
     }
 
     /// Records current and desired replicas of an AviAutoscaler.
@@ -320,6 +494,63 @@ impl Metrics {
         self.desired_replicas
             .get_or_create(object)
             .set(i64::from(desired));
+    }
+
+    /// Records the conditions of an AviAutoscaler: one `condition` series per type (the previous
+    /// series of a type is removed when its status or reason changes) and `ready` from the
+    /// `Ready` condition (0 while it is missing or not `True`).
+    pub fn set_conditions(&self, object: &ObjectLabels, conditions: &[api::k8s::Condition]) {
+        let mut objects = self
+            .objects
+            .lock()
+            .expect("metrics bookkeeping lock poisoned");
+        let current = &mut objects.entry(object.clone()).or_default().conditions;
+        let mut ready = false;
+        let mut seen = HashSet::new();
+        for c in conditions {
+            let labels = ConditionLabels {
+                namespace: object.namespace.clone(),
+                name: object.name.clone(),
+                r#type: c.type_.clone(),
+                status: c.status.clone(),
+                reason: c.reason.clone(),
+            };
+            if c.type_ == api::ConditionType::Ready.as_str() {
+                ready = c.status == "True";
+            }
+            seen.insert(c.type_.clone());
+            if let Some(old) = current.insert(c.type_.clone(), labels.clone())
+                && old != labels
+            {
+                self.condition.remove(&old);
+            }
+            self.condition.get_or_create(&labels).set(1);
+        }
+        current.retain(|kind, labels| {
+            let keep = seen.contains(kind);
+            if !keep {
+                self.condition.remove(labels);
+            }
+            keep
+        });
+        self.ready.get_or_create(object).set(i64::from(ready));
+    }
+
+    /// Records whether the AviController `name` is Ready. The AviController reconciler calls it
+    /// after each probe; [`Metrics::forget_controller`] removes the series when the object goes.
+    pub fn set_controller_ready(&self, name: &str, ready: bool) {
+        self.controller_ready
+            .get_or_create(&ControllerLabels {
+                name: name.to_owned(),
+            })
+            .set(i64::from(ready));
+    }
+
+    /// Removes the series of a deleted AviController.
+    pub fn forget_controller(&self, name: &str) {
+        self.controller_ready.remove(&ControllerLabels {
+            name: name.to_owned(),
+        });
     }
 
     /// Counts a change of a target's replica count.
@@ -368,7 +599,15 @@ impl Metrics {
                     direction,
                 });
             }
-            for (entity, metric) in series.drain() {
+            self.ready.remove(object);
+            self.ready_replicas.remove(object);
+            for labels in series.targets.drain() {
+                self.metric_target.remove(&labels);
+            }
+            for (_, labels) in series.conditions.drain() {
+                self.condition.remove(&labels);
+            }
+            for (entity, metric) in series.metrics.drain() {
                 self.metric_value.remove(&MetricLabels {
                     namespace: object.namespace.clone(),
                     name: object.name.clone(),
@@ -378,5 +617,192 @@ impl Metrics {
             }
             false
         });
+    }
+}
+
+/// Marks one reconcile as running; dropping it (on any path out of the reconcile) ends it.
+#[must_use = "the reconcile counts as running only while the guard lives"]
+pub struct InFlight<'a>(&'a Gauge);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use api::k8s::{Condition, Time};
+
+    fn object(name: &str) -> ObjectLabels {
+        ObjectLabels {
+            namespace: "shop".into(),
+            name: name.into(),
+        }
+    }
+
+    fn condition(kind: &str, status: &str, reason: &str) -> Condition {
+        Condition {
+            type_: kind.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message: String::new(),
+            last_transition_time: Time(api::k8s::jiff::Timestamp::UNIX_EPOCH),
+            observed_generation: None,
+        }
+    }
+
+    fn lines_of(m: &Metrics, metric: &str) -> Vec<String> {
+        m.encode()
+            .lines()
+            .filter(|l| l.starts_with(&format!("avi_autoscaler_{metric}{{")))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn one_condition_series_per_type_and_ready_follows_the_ready_condition() {
+        let m = Metrics::new();
+        let web = object("web");
+        m.set_conditions(
+            &web,
+            &[
+                condition("Ready", "False", "FailedGetAviMetric"),
+                condition("ScalingLimited", "False", "DesiredWithinRange"),
+            ],
+        );
+        assert_eq!(
+            lines_of(&m, "ready"),
+            ["avi_autoscaler_ready{namespace=\"shop\",name=\"web\"} 0"]
+        );
+        m.set_conditions(
+            &web,
+            &[
+                condition("Ready", "True", "ValidMetricFound"),
+                condition("ScalingLimited", "True", "TooManyReplicas"),
+            ],
+        );
+        let mut conditions = lines_of(&m, "condition");
+        conditions.sort();
+        assert_eq!(
+            conditions,
+            [
+                "avi_autoscaler_condition{namespace=\"shop\",name=\"web\",type=\"Ready\",status=\"True\",reason=\"ValidMetricFound\"} 1",
+                "avi_autoscaler_condition{namespace=\"shop\",name=\"web\",type=\"ScalingLimited\",status=\"True\",reason=\"TooManyReplicas\"} 1",
+            ]
+        );
+        assert_eq!(
+            lines_of(&m, "ready"),
+            ["avi_autoscaler_ready{namespace=\"shop\",name=\"web\"} 1"]
+        );
+        // A condition type that disappears takes its series with it.
+        m.set_conditions(&web, &[condition("Ready", "True", "ValidMetricFound")]);
+        assert_eq!(lines_of(&m, "condition").len(), 1);
+    }
+
+    #[test]
+    fn a_deleted_autoscaler_loses_all_its_series() {
+        let m = Metrics::new();
+        let (web, api) = (object("web"), object("api"));
+        for o in [&web, &api] {
+            m.set_replicas(o, 1, 2);
+            m.set_ready_replicas(o, 1);
+            m.set_metric_target(
+                o,
+                "pool/p",
+                "l4_server.avg_open_conns",
+                api::resolved::Target::AverageValue(200.0),
+            );
+            m.set_metric_value(o, "pool/p", "l4_server.avg_open_conns", Some(5.0));
+            m.set_conditions(o, &[condition("Ready", "True", "ValidMetricFound")]);
+        }
+        m.retain_objects(|_, name| name == "api");
+        let text = m.encode();
+        assert!(
+            !text.contains("name=\"web\""),
+            "web's series remain:\n{text}"
+        );
+        for metric in [
+            "ready",
+            "condition",
+            "metric_value",
+            "metric_target",
+            "ready_replicas",
+            "desired_replicas",
+            "current_replicas",
+        ] {
+            assert_eq!(lines_of(&m, metric).len(), 1, "{metric} in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn reconcile_failures_are_counted_by_category() {
+        let m = Metrics::new();
+        m.reconcile_failed("patch_scale");
+        assert_eq!(
+            lines_of(&m, "reconcile_failures_total"),
+            ["avi_autoscaler_reconcile_failures_total{category=\"patch_scale\"} 1"]
+        );
+    }
+
+    #[test]
+    fn controller_ready_is_set_and_forgotten() {
+        let m = Metrics::new();
+        m.set_controller_ready("avi-prod", false);
+        m.set_controller_ready("avi-lab", true);
+        m.set_controller_ready("avi-prod", true);
+        let mut lines = lines_of(&m, "avicontroller_ready");
+        lines.sort();
+        assert_eq!(
+            lines,
+            [
+                "avi_autoscaler_avicontroller_ready{name=\"avi-lab\"} 1",
+                "avi_autoscaler_avicontroller_ready{name=\"avi-prod\"} 1",
+            ]
+        );
+        m.forget_controller("avi-prod");
+        assert_eq!(
+            lines_of(&m, "avicontroller_ready"),
+            ["avi_autoscaler_avicontroller_ready{name=\"avi-lab\"} 1"]
+        );
+    }
+
+    #[test]
+    fn a_target_whose_type_changes_keeps_one_series() {
+        let m = Metrics::new();
+        let web = object("web");
+        let set = |target| m.set_metric_target(&web, "pool/p", "l4_server.avg_open_conns", target);
+        set(api::resolved::Target::AverageValue(200.0));
+        set(api::resolved::Target::Value(1000.0));
+        assert_eq!(
+            lines_of(&m, "metric_target"),
+            [
+                "avi_autoscaler_metric_target{namespace=\"shop\",name=\"web\",entity=\"pool/p\",metric=\"l4_server.avg_open_conns\",type=\"Value\"} 1000.0"
+            ]
+        );
+    }
+
+    #[test]
+    fn in_flight_counts_running_reconciles_and_memory_is_reported() {
+        let m = Metrics::new();
+        let first = m.reconcile_started();
+        let second = m.reconcile_started();
+        assert!(
+            m.encode()
+                .contains("avi_autoscaler_reconciles_in_flight 2\n")
+        );
+        drop(first);
+        drop(second);
+        let text = m.encode();
+        assert!(
+            text.contains("avi_autoscaler_reconciles_in_flight 0\n"),
+            "{text}"
+        );
+        let rss = text
+            .lines()
+            .find_map(|l| l.strip_prefix("avi_autoscaler_resident_memory_bytes "))
+            .expect("resident memory is exported");
+        assert!(rss.parse::<i64>().expect("an integer") > 0, "{text}");
     }
 }
