@@ -39,7 +39,7 @@ pub enum Command {
     ///
     /// The Kubernetes configuration is found the usual way: $KUBECONFIG (or ~/.kube/config),
     /// then the in-cluster service account.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the CustomResourceDefinitions (AviAutoscaler, then AviController) as one
     /// multi-document YAML stream (apply it with kubectl apply --server-side -f -).
     Crd(CrdArgs),
