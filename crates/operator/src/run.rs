@@ -322,6 +322,9 @@ impl Controllers {
                     .collect();
                 stream::iter(refs)
             });
+            // The Controller's graceful shutdown ends its own watch, not streams given to
+            // `reconcile_on`: this one ends with the shutdown signal too.
+            let referencing = referencing.take_until(shutdown.signal().requested());
             let controller = Controller::for_stream(stream, reader)
                 .reconcile_on(referencing)
                 .with_config(Config::default().concurrency(args.concurrency))
