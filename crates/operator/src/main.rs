@@ -16,6 +16,7 @@ mod events;
 mod identity;
 mod inline;
 mod leader;
+mod ownership;
 mod migrate;
 mod readiness;
 mod run;

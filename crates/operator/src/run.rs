@@ -14,7 +14,7 @@ use std::{
 
 use api::{AviAutoscaler, AviController};
 use futures::{StreamExt, channel::mpsc, future, stream};
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::{autoscaling::v2::HorizontalPodAutoscaler, core::v1::Namespace};
 use kube::{
     Api, Client, ResourceExt,
     api::DynamicObject,
@@ -41,6 +41,7 @@ use crate::{
     identity,
     inline::InlinePolicy,
     leader::{Election, Leadership, LeaseSettings},
+    ownership::TargetKey,
     readiness::Readiness,
     shutdown::{Shutdown, ShutdownSignal},
     target::Targets,
@@ -217,6 +218,7 @@ fn context(
         leadership,
         controller_refs,
         cluster_namespace,
+        owners: Default::default(),
         failures: Default::default(),
     })
 }
@@ -249,6 +251,14 @@ impl Scope {
         match self {
             Scope::All => Api::all_with(client.clone(), &ar),
             Scope::Namespace(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+        }
+    }
+
+    /// The HorizontalPodAutoscalers of the scope.
+    fn hpas(&self, client: &Client) -> Api<HorizontalPodAutoscaler> {
+        match self {
+            Scope::All => Api::all(client.clone()),
+            Scope::Namespace(ns) => Api::namespaced(client.clone(), ns),
         }
     }
 }
@@ -317,8 +327,35 @@ impl Controllers {
                     .collect();
                 stream::iter(refs)
             });
+            ctx.owners.add_autoscalers(reader.clone());
+            // The HorizontalPodAutoscalers of the scope: a change to one (created, retargeted,
+            // deleted) has the autoscalers of its target reconciled at once, to hold or resume.
+            let (hpa_reader, hpa_writer) = reflector::store();
+            let hpa_synced = ctx.owners.add_hpas(hpa_reader);
+            let mut hpa_watch_synced = readiness.add_watch();
+            let hpas = watcher(scope.hpas(client), watcher::Config::default().any_semantic())
+                .default_backoff()
+                .reflect(hpa_writer)
+                .inspect(move |event| {
+                    if matches!(event, Ok(watcher::Event::InitDone)) {
+                        hpa_synced.store(true, std::sync::atomic::Ordering::Release);
+                        hpa_watch_synced.synced();
+                    }
+                })
+                .touched_objects();
+            let store = reader.clone();
+            let on_target = move |hpa: HorizontalPodAutoscaler| {
+                let key = TargetKey::of_hpa(&hpa);
+                store
+                    .state()
+                    .iter()
+                    .filter(|a| key.as_ref() == Some(&TargetKey::of_autoscaler(a)))
+                    .map(|a| ObjectRef::from(a.as_ref()))
+                    .collect::<Vec<_>>()
+            };
             let controller = Controller::for_stream(stream, reader)
                 .reconcile_on(referencing)
+                .watches_stream(hpas, on_target)
                 .with_config(Config::default().concurrency(args.concurrency))
                 .graceful_shutdown_on(shutdown.signal().requested());
             let ctx = ctx.clone();
