@@ -172,11 +172,16 @@ impl<'p> Draft<'p> {
 
     /// Something outside the spec forbids scaling: hold the count the target has, and say why.
     fn held(&mut self, hold: &Failure, target: Option<&TargetState>) {
-        self.conditions
-            .set(ConditionType::AbleToScale, false, hold.reason, &hold.message);
+        self.conditions.set(
+            ConditionType::AbleToScale,
+            false,
+            hold.reason,
+            &hold.message,
+        );
         self.health = Health::Problem(hold.reason, hold.message.clone());
         if let Some(t) = target {
             self.status.current_replicas = t.spec_replicas;
+            self.status.desired_replicas = t.spec_replicas;
             self.desired = t.spec_replicas;
         }
     }

@@ -336,7 +336,14 @@ fn a_held_autoscaler_keeps_the_count_says_why_and_resumes() {
     // The HPA moved the target to 7: reported, never undone.
     let d = held(&before, 7, 15);
     assert!(!d.scale);
-    assert_eq!((d.status.current_replicas, d.desired_replicas), (7, 7));
+    assert_eq!(
+        (
+            d.status.current_replicas,
+            d.status.desired_replicas,
+            d.desired_replicas
+        ),
+        (7, 7, 7)
+    );
     assert!(d.proposals.is_empty());
     assert_eq!(
         reason(&d, AbleToScale),
@@ -356,7 +363,13 @@ fn a_held_autoscaler_keeps_the_count_says_why_and_resumes() {
     assert!(again.events.is_empty());
     assert_eq!(again.status, d.status);
     // The conflict ended: the next poll decides from the metrics again.
-    let resumed = poll(&s, Some(&round_trip(&again.status)), steady(7), vec![sample(400.0, 45)], 45);
+    let resumed = poll(
+        &s,
+        Some(&round_trip(&again.status)),
+        steady(7),
+        vec![sample(400.0, 45)],
+        45,
+    );
     assert_eq!(reason(&resumed, AbleToScale).0, "True");
     assert_eq!(reason(&resumed, Ready), is("True", "Active"));
 }
