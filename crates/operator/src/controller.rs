@@ -341,7 +341,7 @@ async fn reconcile_inner(
     let now = Timestamp::now();
     let mut decision = match &spec {
         Ok(_) if let Some(hold) = &hold => {
-            info!(reason = %hold.reason, message = %hold.message, "another autoscaler manages the target: holding");
+            debug!(reason = %hold.reason, message = %hold.message, "another autoscaler manages the target: holding");
             scaling::decide_held(&scaling::HeldInputs {
                 hold,
                 generation: obj.metadata.generation,

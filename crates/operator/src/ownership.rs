@@ -178,7 +178,10 @@ impl Owners {
     pub fn conflict(&self, obj: &AviAutoscaler) -> Result<Option<Conflict>, NotSynced> {
         let hpas: Vec<Arc<HorizontalPodAutoscaler>> = {
             let stores = self.hpas.lock().expect("owners lock poisoned");
-            if stores.iter().any(|(_, synced)| !synced.load(Ordering::Acquire)) {
+            if stores
+                .iter()
+                .any(|(_, synced)| !synced.load(Ordering::Acquire))
+            {
                 return Err(NotSynced);
             }
             stores.iter().flat_map(|(s, _)| s.state()).collect()
@@ -218,7 +221,12 @@ mod tests {
         .expect("a valid AviAutoscaler")
     }
 
-    fn hpa(namespace: &str, name: &str, api_version: &str, target: &str) -> HorizontalPodAutoscaler {
+    fn hpa(
+        namespace: &str,
+        name: &str,
+        api_version: &str,
+        target: &str,
+    ) -> HorizontalPodAutoscaler {
         serde_json::from_value(json!({
             "apiVersion": "autoscaling/v2",
             "kind": "HorizontalPodAutoscaler",
@@ -250,7 +258,11 @@ mod tests {
         );
         let hold = conflict.hold();
         assert_eq!(hold.reason, Reason::AmbiguousTarget);
-        assert!(hold.message.contains("AviAutoscaler old"), "{}", hold.message);
+        assert!(
+            hold.message.contains("AviAutoscaler old"),
+            "{}",
+            hold.message
+        );
     }
 
     #[test]
@@ -274,7 +286,10 @@ mod tests {
         let mut leaving = autoscaler("leaving", EARLY, "kuard");
         leaving.metadata.deletion_timestamp = mine.metadata.creation_timestamp.clone();
         let all = [elsewhere, other_namespace, leaving, mine.clone()];
-        let hpas = [hpa("shop", "h", "apps/v1", "kuard"), hpa("web", "h", "apps/v1", "other")];
+        let hpas = [
+            hpa("shop", "h", "apps/v1", "kuard"),
+            hpa("web", "h", "apps/v1", "other"),
+        ];
         assert_eq!(find_conflict(&mine, &all, &hpas), None);
     }
 

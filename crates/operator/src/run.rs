@@ -333,16 +333,19 @@ impl Controllers {
             let (hpa_reader, hpa_writer) = reflector::store();
             let hpa_synced = ctx.owners.add_hpas(hpa_reader);
             let mut hpa_watch_synced = readiness.add_watch();
-            let hpas = watcher(scope.hpas(client), watcher::Config::default().any_semantic())
-                .default_backoff()
-                .reflect(hpa_writer)
-                .inspect(move |event| {
-                    if matches!(event, Ok(watcher::Event::InitDone)) {
-                        hpa_synced.store(true, std::sync::atomic::Ordering::Release);
-                        hpa_watch_synced.synced();
-                    }
-                })
-                .touched_objects();
+            let hpas = watcher(
+                scope.hpas(client),
+                watcher::Config::default().any_semantic(),
+            )
+            .default_backoff()
+            .reflect(hpa_writer)
+            .inspect(move |event| {
+                if matches!(event, Ok(watcher::Event::InitDone)) {
+                    hpa_synced.store(true, std::sync::atomic::Ordering::Release);
+                    hpa_watch_synced.synced();
+                }
+            })
+            .touched_objects();
             let store = reader.clone();
             let on_target = move |hpa: HorizontalPodAutoscaler| {
                 let key = TargetKey::of_hpa(&hpa);
