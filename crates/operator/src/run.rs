@@ -331,7 +331,7 @@ impl Controllers {
             // The HorizontalPodAutoscalers of the scope: a change to one (created, retargeted,
             // deleted) has the autoscalers of its target reconciled at once, to hold or resume.
             let (hpa_reader, hpa_writer) = reflector::store();
-            let hpa_synced = ctx.owners.add_hpas(hpa_reader);
+            let hpa_synced = ctx.owners.add_hpas(hpa_reader.clone());
             let mut hpa_watch_synced = readiness.add_watch();
             let hpas = watcher(
                 scope.hpas(client),
@@ -347,12 +347,30 @@ impl Controllers {
             })
             .touched_objects();
             let store = reader.clone();
+            // The target each HPA named when last seen: one that is pointed elsewhere frees the
+            // autoscalers of its old target as well.
+            let last_targets: std::sync::Mutex<
+                HashMap<ObjectRef<HorizontalPodAutoscaler>, TargetKey>,
+            > = Default::default();
             let on_target = move |hpa: HorizontalPodAutoscaler| {
                 let key = TargetKey::of_hpa(&hpa);
+                let hpa_ref = ObjectRef::from(&hpa);
+                // The cache is updated before this runs: a deleted HPA is no longer in it.
+                let present = hpa_reader.get(&hpa_ref).is_some();
+                let previous = {
+                    let mut last = last_targets.lock().expect("HPA targets lock poisoned");
+                    match &key {
+                        Some(k) if present => last.insert(hpa_ref, k.clone()),
+                        _ => last.remove(&hpa_ref),
+                    }
+                };
                 store
                     .state()
                     .iter()
-                    .filter(|a| key.as_ref() == Some(&TargetKey::of_autoscaler(a)))
+                    .filter(|a| {
+                        let target = TargetKey::of_autoscaler(a);
+                        key.as_ref() == Some(&target) || previous.as_ref() == Some(&target)
+                    })
                     .map(|a| ObjectRef::from(a.as_ref()))
                     .collect::<Vec<_>>()
             };
