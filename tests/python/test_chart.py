@@ -28,6 +28,7 @@ from conftest import (
 OPERATOR_RULES = [
     {"apiGroups": ["autoscaling.avi.dev"], "resources": ["aviautoscalers"], "verbs": ["list", "watch"]},
     {"apiGroups": ["autoscaling.avi.dev"], "resources": ["aviautoscalers/status"], "verbs": ["patch"]},
+    {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": ["list", "watch"]},
     {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "replicasets"], "verbs": ["get"]},
     {
         "apiGroups": ["apps"],

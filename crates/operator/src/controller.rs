@@ -69,6 +69,8 @@ pub struct Context {
     pub controller_refs: crate::controller_ref::ControllerRefs,
     /// The namespace the Secrets of AviControllers are read from.
     pub cluster_namespace: String,
+    /// The caches that tell whether another autoscaler manages the same target.
+    pub owners: crate::ownership::Owners,
     /// Consecutive failures per object, for the backoff.
     pub failures: Mutex<HashMap<ObjectRef<AviAutoscaler>, u32>>,
 }
@@ -293,10 +295,23 @@ async fn reconcile_inner(
         name: name.clone(),
     };
 
+    // Another autoscaler on the same target: hold, so the two never fight over /scale.
+    let hold = match &spec {
+        Ok(_) => match ctx.owners.conflict(obj) {
+            Ok(conflict) => conflict.map(|c| c.hold()),
+            Err(e) => {
+                debug!(error = %e, "whether the target is shared is not known yet: deferring");
+                return Ok((Action::requeue(DEFERRED_RETRY), ReconcileResult::Deferred));
+            }
+        },
+        Err(_) => None,
+    };
+
     // Gather the inputs: samples, then the target's scale (read last, so the decision sees the
-    // freshest replica count). A spec that cannot be used reads no metric; its target is still
-    // read, so status shows the replica count that is held.
+    // freshest replica count). A spec that cannot be used, or one that holds, reads no metric;
+    // its target is still read, so status shows the replica count that is held.
     let samples = match &spec {
+        Ok(_) if hold.is_some() => Vec::new(),
         Ok(spec) => match fetch_samples(ctx, &namespace, spec).await {
             Some(samples) => samples,
             None => {
@@ -330,6 +345,16 @@ async fn reconcile_inner(
 
     let now = Timestamp::now();
     let mut decision = match &spec {
+        Ok(_) if let Some(hold) = &hold => {
+            debug!(reason = %hold.reason, message = %hold.message, "another autoscaler manages the target: holding");
+            scaling::decide_held(&scaling::HeldInputs {
+                hold,
+                generation: obj.metadata.generation,
+                status: obj.status.as_ref(),
+                target,
+                now,
+            })
+        }
         Ok(spec) => scaling::decide(&scaling::Inputs {
             spec,
             generation: obj.metadata.generation,

@@ -17,6 +17,7 @@ mod identity;
 mod inline;
 mod leader;
 mod migrate;
+mod ownership;
 mod readiness;
 mod run;
 mod shutdown;

@@ -14,7 +14,7 @@ use std::{
 
 use api::{AviAutoscaler, AviController};
 use futures::{StreamExt, channel::mpsc, future, stream};
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::{autoscaling::v2::HorizontalPodAutoscaler, core::v1::Namespace};
 use kube::{
     Api, Client, ResourceExt,
     api::DynamicObject,
@@ -41,6 +41,7 @@ use crate::{
     identity,
     inline::InlinePolicy,
     leader::{Election, Leadership, LeaseSettings},
+    ownership::TargetKey,
     readiness::Readiness,
     shutdown::{Shutdown, ShutdownSignal},
     target::Targets,
@@ -222,6 +223,7 @@ fn context(
         leadership,
         controller_refs,
         cluster_namespace,
+        owners: Default::default(),
         failures: Default::default(),
     })
 }
@@ -254,6 +256,14 @@ impl Scope {
         match self {
             Scope::All => Api::all_with(client.clone(), &ar),
             Scope::Namespace(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+        }
+    }
+
+    /// The HorizontalPodAutoscalers of the scope.
+    fn hpas(&self, client: &Client) -> Api<HorizontalPodAutoscaler> {
+        match self {
+            Scope::All => Api::all(client.clone()),
+            Scope::Namespace(ns) => Api::namespaced(client.clone(), ns),
         }
     }
 }
@@ -323,10 +333,58 @@ impl Controllers {
                 stream::iter(refs)
             });
             // The Controller's graceful shutdown ends its own watch, not streams given to
-            // `reconcile_on`: this one ends with the shutdown signal too.
+            // `reconcile_on` or `watches_stream`: these end with the shutdown signal too.
             let referencing = referencing.take_until(shutdown.signal().requested());
+            ctx.owners.add_autoscalers(reader.clone());
+            // The HorizontalPodAutoscalers of the scope: a change to one (created, retargeted,
+            // deleted) has the autoscalers of its target reconciled at once, to hold or resume.
+            let (hpa_reader, hpa_writer) = reflector::store();
+            let hpa_synced = ctx.owners.add_hpas(hpa_reader.clone());
+            let mut hpa_watch_synced = readiness.add_watch();
+            let hpas = watcher(
+                scope.hpas(client),
+                watcher::Config::default().any_semantic(),
+            )
+            .default_backoff()
+            .reflect(hpa_writer)
+            .inspect(move |event| {
+                if matches!(event, Ok(watcher::Event::InitDone)) {
+                    hpa_synced.store(true, std::sync::atomic::Ordering::Release);
+                    hpa_watch_synced.synced();
+                }
+            })
+            .touched_objects();
+            let store = reader.clone();
+            // The target each HPA named when last seen: one that is pointed elsewhere frees the
+            // autoscalers of its old target as well.
+            let last_targets: std::sync::Mutex<
+                HashMap<ObjectRef<HorizontalPodAutoscaler>, TargetKey>,
+            > = Default::default();
+            let on_target = move |hpa: HorizontalPodAutoscaler| {
+                let key = TargetKey::of_hpa(&hpa);
+                let hpa_ref = ObjectRef::from(&hpa);
+                // The cache is updated before this runs: a deleted HPA is no longer in it.
+                let present = hpa_reader.get(&hpa_ref).is_some();
+                let previous = {
+                    let mut last = last_targets.lock().expect("HPA targets lock poisoned");
+                    match &key {
+                        Some(k) if present => last.insert(hpa_ref, k.clone()),
+                        _ => last.remove(&hpa_ref),
+                    }
+                };
+                store
+                    .state()
+                    .iter()
+                    .filter(|a| {
+                        let target = TargetKey::of_autoscaler(a);
+                        key.as_ref() == Some(&target) || previous.as_ref() == Some(&target)
+                    })
+                    .map(|a| ObjectRef::from(a.as_ref()))
+                    .collect::<Vec<_>>()
+            };
             let controller = Controller::for_stream(stream, reader)
                 .reconcile_on(referencing)
+                .watches_stream(hpas.take_until(shutdown.signal().requested()), on_target)
                 .with_config(Config::default().concurrency(args.concurrency))
                 .graceful_shutdown_on(shutdown.signal().requested());
             let ctx = ctx.clone();
@@ -451,18 +509,35 @@ impl Controllers {
         }));
     }
 
-    /// Waits for every Controller to finish its in-flight reconciles and stop.
+    /// Waits for every Controller to finish its in-flight reconciles and stop, for at most
+    /// [`SHUTDOWN_GRACE`] in all; what is left then is aborted, so the lease is still released
+    /// before the kubelet's own grace period (30 s by default) runs out. A Controller whose watch
+    /// never listed (its CRD not installed) waits for that list even after the shutdown signal,
+    /// with nothing in flight: aborting it loses nothing.
     async fn finish(self) {
-        for task in self.tasks {
-            if let Err(e) = task.await {
-                error!(
-                    error = &e as &dyn std::error::Error,
-                    "controller task failed"
-                );
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        for (i, mut task) in self.tasks.into_iter().enumerate() {
+            tokio::select! {
+                biased;
+                joined = &mut task => {
+                    if let Err(e) = joined {
+                        error!(
+                            error = &e as &dyn std::error::Error,
+                            "controller task failed"
+                        );
+                    }
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    warn!(task = i, "a controller did not stop within the shutdown grace period: aborting it");
+                    task.abort();
+                }
             }
         }
     }
 }
+
+/// How long in-flight reconciles may take to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Every [`FORGET_DELETED_EVERY`] until shutdown: drops the per-object metric series, event
 /// recorders and backoff entries of AviAutoscalers no longer in any watch's cache, the cached

@@ -19,7 +19,7 @@ use crate::{
     decision::{Decision, Event, MetricProposal, rescale},
     freshness,
     history::{Recommendations, ScaleEvents},
-    inputs::{Failure, Inputs, InvalidInputs, Sample, TargetState},
+    inputs::{Failure, HeldInputs, Inputs, InvalidInputs, Sample, TargetState},
     normalize::normalize,
     replicas::propose,
 };
@@ -57,6 +57,17 @@ pub fn decide_invalid(inputs: &InvalidInputs<'_>) -> Decision {
     let previous = inputs.status.cloned().unwrap_or_default();
     let mut draft = Draft::new(&previous, inputs.generation, secs_of(inputs.now));
     draft.invalid_spec(inputs.invalid, inputs.target.as_ref().ok());
+    draft.finish()
+}
+
+/// Decides on a poll of an autoscaler that must not scale for now, whatever its metrics say
+/// (another object manages the same target): hold the replica count, `AbleToScale` and `Ready`
+/// False with the hold's reason and message, and that reason's event when `Ready` changes
+/// reason. Reads no metric and never scales. Pure, like [`decide`].
+pub fn decide_held(inputs: &HeldInputs<'_>) -> Decision {
+    let previous = inputs.status.cloned().unwrap_or_default();
+    let mut draft = Draft::new(&previous, inputs.generation, secs_of(inputs.now));
+    draft.held(inputs.hold, inputs.target.as_ref().ok());
     draft.finish()
 }
 
@@ -155,6 +166,22 @@ impl<'p> Draft<'p> {
         self.status.warnings.clear();
         if let Some(t) = target {
             self.status.current_replicas = t.spec_replicas;
+            self.desired = t.spec_replicas;
+        }
+    }
+
+    /// Something outside the spec forbids scaling: hold the count the target has, and say why.
+    fn held(&mut self, hold: &Failure, target: Option<&TargetState>) {
+        self.conditions.set(
+            ConditionType::AbleToScale,
+            false,
+            hold.reason,
+            &hold.message,
+        );
+        self.health = Health::Problem(hold.reason, hold.message.clone());
+        if let Some(t) = target {
+            self.status.current_replicas = t.spec_replicas;
+            self.status.desired_replicas = t.spec_replicas;
             self.desired = t.spec_replicas;
         }
     }

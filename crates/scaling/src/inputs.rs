@@ -43,6 +43,24 @@ pub struct InvalidInputs<'a> {
     pub now: Timestamp,
 }
 
+/// What a decision on an autoscaler that holds is made from: why it holds, and the target's
+/// count to report. It reads no samples.
+#[derive(Clone, Debug)]
+pub struct HeldInputs<'a> {
+    /// Why it holds: the reason of `AbleToScale` and `Ready` (for example `AmbiguousTarget`) and
+    /// a message naming the other object.
+    pub hold: &'a Failure,
+    /// `metadata.generation`, written to `status.observedGeneration` and to each condition.
+    pub generation: Option<i64>,
+    /// The status the previous decision returned, or `None` for a new object.
+    pub status: Option<&'a AviAutoscalerStatus>,
+    /// The target's `scale` subresource, if it could be read: the held count is reported as
+    /// `currentReplicas` and `desiredReplicas`.
+    pub target: Result<TargetState, Failure>,
+    /// The time of the decision.
+    pub now: Timestamp,
+}
+
 /// The replica counts of the target, from its `scale` subresource and its status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TargetState {

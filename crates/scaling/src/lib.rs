@@ -163,5 +163,5 @@ mod replicas;
 
 pub use api::EventType;
 pub use decision::{Decision, Event, MetricProposal};
-pub use engine::{decide, decide_invalid};
-pub use inputs::{Failure, Inputs, InvalidInputs, Sample, TargetState};
+pub use engine::{decide, decide_held, decide_invalid};
+pub use inputs::{Failure, HeldInputs, Inputs, InvalidInputs, Sample, TargetState};

@@ -10,7 +10,8 @@ use api::{
 use common::*;
 use rstest::rstest;
 use scaling::{
-    EventType, Failure, Inputs, InvalidInputs, Sample, TargetState, decide, decide_invalid,
+    EventType, Failure, HeldInputs, Inputs, InvalidInputs, Sample, TargetState, decide,
+    decide_held, decide_invalid,
 };
 use serde_json::json;
 
@@ -313,6 +314,64 @@ fn an_invalid_spec_holds_and_names_the_field() {
     let again = poll_invalid(Some(&round_trip(&d.status)), 15);
     assert!(again.events.is_empty());
     assert_eq!(again.status, d.status);
+}
+
+#[test]
+fn a_held_autoscaler_keeps_the_count_says_why_and_resumes() {
+    let s = spec(json!({}));
+    let before = poll(&s, None, steady(2), vec![sample(400.0, 0)], 0).status;
+    let hold = Failure::new(
+        Reason::ConflictingHorizontalPodAutoscaler,
+        "the HorizontalPodAutoscaler kuard also manages Deployment kuard; this autoscaler holds",
+    );
+    let held = |status: &AviAutoscalerStatus, replicas, t| {
+        decide_held(&HeldInputs {
+            hold: &hold,
+            generation: Some(1),
+            status: Some(status),
+            target: Ok(steady(replicas)),
+            now: at(t),
+        })
+    };
+    // The HPA moved the target to 7: reported, never undone.
+    let d = held(&before, 7, 15);
+    assert!(!d.scale);
+    assert_eq!(
+        (
+            d.status.current_replicas,
+            d.status.desired_replicas,
+            d.desired_replicas
+        ),
+        (7, 7, 7)
+    );
+    assert!(d.proposals.is_empty());
+    assert_eq!(
+        reason(&d, AbleToScale),
+        is("False", "ConflictingHorizontalPodAutoscaler")
+    );
+    assert_eq!(condition(&d, AbleToScale).message, hold.message);
+    assert_eq!(
+        reason(&d, Ready),
+        is("False", "ConflictingHorizontalPodAutoscaler")
+    );
+    assert_eq!(
+        event_reasons(&d),
+        [EventReason::ConflictingHorizontalPodAutoscaler]
+    );
+    // Still held: no new event, the same status.
+    let again = held(&round_trip(&d.status), 7, 30);
+    assert!(again.events.is_empty());
+    assert_eq!(again.status, d.status);
+    // The conflict ended: the next poll decides from the metrics again.
+    let resumed = poll(
+        &s,
+        Some(&round_trip(&again.status)),
+        steady(7),
+        vec![sample(400.0, 45)],
+        45,
+    );
+    assert_eq!(reason(&resumed, AbleToScale).0, "True");
+    assert_eq!(reason(&resumed, Ready), is("True", "Active"));
 }
 
 #[test]

@@ -290,6 +290,19 @@ pub(crate) fn builtins() -> Vec<Arc<ResourceType>> {
             ..def("apps", "v1", "daemonsets", "DaemonSet", true)
         },
         Def {
+            short: &["hpa"],
+            categories: all,
+            status: true,
+            generation: Generation::Spec,
+            ..def(
+                "autoscaling",
+                "v2",
+                "horizontalpodautoscalers",
+                "HorizontalPodAutoscaler",
+                true,
+            )
+        },
+        Def {
             printer: P::Lease,
             ..def("coordination.k8s.io", "v1", "leases", "Lease", true)
         },

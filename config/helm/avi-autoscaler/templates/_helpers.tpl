@@ -82,6 +82,10 @@ AviControllers and Namespaces have no namespace a Role could grant them in. */}}
 - apiGroups: ["autoscaling.avi.dev"]
   resources: ["aviautoscalers/status"]
   verbs: ["patch"]
+# Watch HorizontalPodAutoscalers, to hold an AviAutoscaler whose target one also scales.
+- apiGroups: ["autoscaling"]
+  resources: ["horizontalpodautoscalers"]
+  verbs: ["list", "watch"]
 # Read the target's status.readyReplicas.
 - apiGroups: ["apps"]
   resources: ["deployments", "statefulsets", "replicasets"]
