@@ -218,6 +218,7 @@ fn context(
         controller_refs,
         cluster_namespace,
         failures: Default::default(),
+        scale_conflicts: Default::default(),
     })
 }
 
