@@ -127,7 +127,10 @@ fn fenced(
     why: &Fenced,
     write: &str,
 ) -> (Action, ReconcileResult) {
-    warn!(error = why as &dyn std::error::Error, write, "lease not confirmed: abandoning the reconcile without writing");
+    warn!(
+        error = why as &dyn std::error::Error,
+        write, "lease not confirmed: abandoning the reconcile without writing"
+    );
     (next_poll(spec), ReconcileResult::NotLeader)
 }
 
@@ -348,10 +351,7 @@ async fn reconcile_inner(
         Err(_) => &obj.spec.scale_target_ref,
     };
     let read = ctx.targets.read(&namespace, target_ref).await;
-    let resource_version = read
-        .as_ref()
-        .ok()
-        .and_then(|r| r.resource_version.clone());
+    let resource_version = read.as_ref().ok().and_then(|r| r.resource_version.clone());
     let target = read
         .map(|r| scaling::TargetState {
             spec_replicas: r.replicas.spec,
@@ -418,7 +418,10 @@ async fn reconcile_inner(
                 // which would record a scale that did not happen); the next tick re-reads.
                 ctx.metrics.kube_request("patch", "scale", false);
                 let in_a_row = ctx.count_scale_conflict(obj, true);
-                info!(error = &e as &dyn std::error::Error, in_a_row, "the target changed since it was read: not overwriting it");
+                info!(
+                    error = &e as &dyn std::error::Error,
+                    in_a_row, "the target changed since it was read: not overwriting it"
+                );
                 if in_a_row >= 2 {
                     let event = scaling::Event::new(
                         api::EventReason::ScaleConflict,

@@ -265,7 +265,9 @@ impl Election {
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::{api::coordination::v1::LeaseSpec, apimachinery::pkg::apis::meta::v1::MicroTime};
+    use k8s_openapi::{
+        api::coordination::v1::LeaseSpec, apimachinery::pkg::apis::meta::v1::MicroTime,
+    };
 
     use super::*;
 
@@ -347,6 +349,9 @@ mod tests {
     #[test]
     fn the_margin_stays_under_the_renew_grace() {
         assert_eq!(fence_margin(Duration::from_secs(5)), WRITE_MARGIN);
-        assert_eq!(fence_margin(Duration::from_secs(1)), Duration::from_millis(500));
+        assert_eq!(
+            fence_margin(Duration::from_secs(1)),
+            Duration::from_millis(500)
+        );
     }
 }
