@@ -443,6 +443,9 @@ async fn reconcile_inner(
                 scale_error = Some(e);
             }
         }
+    } else {
+        // A reconcile that has nothing to write breaks a run of conflicts.
+        ctx.count_scale_conflict(obj, false);
     }
 
     // Metrics first: whoever sees the new status also finds /metrics up to date.
