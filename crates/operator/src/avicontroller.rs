@@ -147,6 +147,14 @@ pub async fn reconcile(obj: Arc<AviController>, pctx: Arc<ProbeContext>) -> Resu
         last_probe_time: Some(Time(now)),
         observed_generation: obj.metadata.generation,
     };
+    // The probe may have waited on the network for long: confirm the lease before writing.
+    if let Err(why) = pctx.ctx.leadership.fence().await {
+        warn!(
+            error = &why as &dyn std::error::Error,
+            "lease not confirmed: not writing the AviController's status"
+        );
+        return Ok(Action::requeue(PROBE_INTERVAL));
+    }
     let api: Api<AviController> = Api::all(pctx.ctx.client.clone());
     let body = json!({
         "apiVersion": AviController::api_version(&()),
@@ -176,6 +184,13 @@ pub async fn reconcile(obj: Arc<AviController>, pctx: Arc<ProbeContext>) -> Resu
             event_reason(found.reason)
         };
         let event = scaling::Event::new(reason, found.message);
+        if let Err(why) = pctx.ctx.leadership.fence().await {
+            warn!(
+                error = &why as &dyn std::error::Error,
+                "lease not confirmed: not publishing the event"
+            );
+            return Ok(Action::requeue(PROBE_INTERVAL));
+        }
         let published = pctx.ctx.events.publish(&obj.object_ref(&()), &event).await;
         pctx.ctx
             .metrics

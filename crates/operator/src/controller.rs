@@ -8,6 +8,13 @@
 //! the same interval poll in the same moment and the Avi poller batches them into one request
 //! per controller, tenant and entity type. Failures that are not about Avi (the API server
 //! refused a write) back off exponentially per object up to [`MAX_BACKOFF`] and reset on success.
+//!
+//! Every write is fenced: right before it, the lease is confirmed again
+//! ([`Leadership::fence`]); a replica that cannot confirm it abandons the reconcile without
+//! writing (result `not_leader`). The `/scale` write carries the resourceVersion the decision
+//! was made from, so a change made in between (by a person, another controller) is never
+//! overwritten: the 409 leaves the target alone until the next tick re-reads it, and a second
+//! conflict in a row is reported with a `ScaleConflict` Event.
 
 use std::{
     collections::HashMap,
@@ -28,7 +35,7 @@ use crate::{
     connection::{Connections, SecretOrigin},
     events::Events,
     inline::InlinePolicy,
-    leader::Leadership,
+    leader::{Fenced, Leadership},
     target::Targets,
     telemetry::{Metrics, ObjectLabels, ReconcileResult},
 };
@@ -73,6 +80,8 @@ pub struct Context {
     pub owners: crate::ownership::Owners,
     /// Consecutive failures per object, for the backoff.
     pub failures: Mutex<HashMap<ObjectRef<AviAutoscaler>, u32>>,
+    /// Consecutive reconciles per object whose `/scale` write met a 409.
+    pub scale_conflicts: Mutex<HashMap<ObjectRef<AviAutoscaler>, u32>>,
 }
 
 impl Context {
@@ -91,7 +100,40 @@ impl Context {
             .lock()
             .expect("backoff lock poisoned")
             .remove(&ObjectRef::from(obj));
+        self.scale_conflicts
+            .lock()
+            .expect("conflict lock poisoned")
+            .remove(&ObjectRef::from(obj));
     }
+
+    /// Counts one more `/scale` conflict of `obj` in a row (or resets the count after a
+    /// write without one) and returns the count.
+    fn count_scale_conflict(&self, obj: &AviAutoscaler, conflict: bool) -> u32 {
+        let mut conflicts = self.scale_conflicts.lock().expect("conflict lock poisoned");
+        let key = ObjectRef::from(obj);
+        if conflict {
+            let n = conflicts.entry(key).or_default();
+            *n += 1;
+            *n
+        } else {
+            conflicts.remove(&key);
+            0
+        }
+    }
+}
+
+/// Abandons a reconcile whose lease cannot be confirmed before a write: nothing is written,
+/// the next tick tries again (by then on whichever replica holds the lease).
+fn fenced(
+    spec: &Result<ResolvedSpec, api::InvalidSpec>,
+    why: &Fenced,
+    write: &str,
+) -> (Action, ReconcileResult) {
+    warn!(
+        error = why as &dyn std::error::Error,
+        write, "lease not confirmed: abandoning the reconcile without writing"
+    );
+    (next_poll(spec), ReconcileResult::NotLeader)
 }
 
 /// A reconcile that could not complete.
@@ -325,14 +367,13 @@ async fn reconcile_inner(
         Ok(spec) => &spec.scale_target_ref,
         Err(_) => &obj.spec.scale_target_ref,
     };
-    let target = ctx
-        .targets
-        .read(&namespace, target_ref)
-        .await
+    let read = ctx.targets.read(&namespace, target_ref).await;
+    let resource_version = read.as_ref().ok().and_then(|r| r.resource_version.clone());
+    let target = read
         .map(|r| scaling::TargetState {
-            spec_replicas: r.spec,
-            status_replicas: r.status,
-            ready_replicas: r.ready,
+            spec_replicas: r.replicas.spec,
+            status_replicas: r.replicas.status,
+            ready_replicas: r.replicas.ready,
         })
         .map_err(|e| scaling::Failure {
             reason: api::Reason::FailedGetScale,
@@ -382,15 +423,48 @@ async fn reconcile_inner(
     let dry_run = spec.as_ref().is_ok_and(|s| s.dry_run);
     if decision.scale && !dry_run {
         let from = decision.status.current_replicas;
+        if let Err(why) = ctx.leadership.fence().await {
+            return Ok(fenced(&spec, &why, "scale"));
+        }
         match ctx
             .targets
-            .patch_scale(&namespace, target_ref, decision.desired_replicas)
+            .patch_scale(
+                &namespace,
+                target_ref,
+                decision.desired_replicas,
+                resource_version.as_deref(),
+            )
             .await
         {
             Ok(()) => {
+                ctx.count_scale_conflict(obj, false);
                 ctx.metrics.kube_request("patch", "scale", true);
                 ctx.metrics.scaled(&labels, from, decision.desired_replicas);
                 info!(from, to = decision.desired_replicas, "scaled");
+            }
+            Err(e @ crate::target::TargetError::Conflict { .. }) => {
+                // Someone changed the target after it was read: this decision was made on a
+                // replica count that is no longer there. Nothing is written (not even status,
+                // which would record a scale that did not happen); the next tick re-reads.
+                ctx.metrics.kube_request("patch", "scale", false);
+                let in_a_row = ctx.count_scale_conflict(obj, true);
+                info!(
+                    error = &e as &dyn std::error::Error,
+                    in_a_row, "the target changed since it was read: not overwriting it"
+                );
+                if in_a_row >= 2 {
+                    let event = scaling::Event::new(
+                        api::EventReason::ScaleConflict,
+                        format!(
+                            "{} (again: {in_a_row} reconciles in a row); left as it is, read again at the next tick",
+                            e.message()
+                        ),
+                    );
+                    if let Err(why) = publish_events(ctx, obj, &[event]).await {
+                        return Ok(fenced(&spec, &why, "event"));
+                    }
+                }
+                return Ok((next_poll(&spec), ReconcileResult::Success));
             }
             Err(e) => {
                 ctx.metrics.kube_request("patch", "scale", false);
@@ -399,6 +473,9 @@ async fn reconcile_inner(
                 scale_error = Some(e);
             }
         }
+    } else {
+        // A reconcile that has nothing to write breaks a run of conflicts.
+        ctx.count_scale_conflict(obj, false);
     }
 
     // Metrics first: whoever sees the new status also finds /metrics up to date.
@@ -414,6 +491,9 @@ async fn reconcile_inner(
         }
     }
     let written = if obj.status.as_ref() != Some(&decision.status) {
+        if let Err(why) = ctx.leadership.fence().await {
+            return Ok(fenced(&spec, &why, "status"));
+        }
         patch_status(ctx, obj, &decision.status).await
     } else {
         Ok(())
@@ -425,7 +505,9 @@ async fn reconcile_inner(
             present::error_chain(e),
         ));
     }
-    publish_events(ctx, obj, &events).await;
+    if let Err(why) = publish_events(ctx, obj, &events).await {
+        return Ok(fenced(&spec, &why, "event"));
+    }
     written?;
 
     if let Some(source) = scale_error {
@@ -467,9 +549,15 @@ async fn patch_status(
     })
 }
 
-async fn publish_events(ctx: &Context, obj: &AviAutoscaler, events: &[scaling::Event]) {
+/// Publishes `events`, each fenced; stops at the first one the lease cannot be confirmed for.
+async fn publish_events(
+    ctx: &Context,
+    obj: &AviAutoscaler,
+    events: &[scaling::Event],
+) -> Result<(), Fenced> {
     let reference = obj.object_ref(&());
     for e in events {
+        ctx.leadership.fence().await?;
         let ok = ctx.events.publish(&reference, e).await;
         ctx.metrics.kube_request("create", "events", ok.is_ok());
         if let Err(err) = ok {
@@ -477,6 +565,7 @@ async fn publish_events(ctx: &Context, obj: &AviAutoscaler, events: &[scaling::E
             warn!(error = &err as &dyn std::error::Error, reason = %e.reason, "publishing an event failed");
         }
     }
+    Ok(())
 }
 
 fn record_metrics(ctx: &Context, labels: &ObjectLabels, decision: &scaling::Decision) {

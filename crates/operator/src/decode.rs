@@ -177,6 +177,15 @@ async fn report_invalid(ctx: &Context, obj: &DynamicObject, message: &str) {
         "observedGeneration": obj.metadata.generation,
         "conditions": [condition(ConditionType::Ready), condition(ConditionType::ScalingActive)],
     }});
+    if let Err(why) = ctx.leadership.fence().await {
+        warn!(
+            namespace,
+            name,
+            error = &why as &dyn std::error::Error,
+            "lease not confirmed: not reporting the undecodable AviAutoscaler"
+        );
+        return;
+    }
     let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &namespace, &ar);
     let written = api
         .patch_status(
@@ -201,6 +210,15 @@ async fn report_invalid(ctx: &Context, obj: &DynamicObject, message: &str) {
     }
     let reference = obj.object_ref(&ar);
     let event = scaling::Event::new(EventReason::InvalidSpec, message);
+    if let Err(why) = ctx.leadership.fence().await {
+        warn!(
+            namespace,
+            name,
+            error = &why as &dyn std::error::Error,
+            "lease not confirmed: not publishing the InvalidSpec event"
+        );
+        return;
+    }
     let published = ctx.events.publish(&reference, &event).await;
     ctx.metrics
         .kube_request("create", "events", published.is_ok());

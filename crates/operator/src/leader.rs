@@ -4,6 +4,11 @@
 //! the lease holder polls Avi and writes scale and status; the others count the reconciles they
 //! skip. A replica that loses the lease stops writing at once; a standby takes over within the
 //! lease duration. On shutdown the holder releases the lease so a standby need not wait.
+//!
+//! The flag alone is not enough for a write that comes after minutes of Avi calls: the lease
+//! manager learns of a lost lease only at its next renewal. So every write is fenced
+//! ([`Leadership::fence`]): the Lease is read again and the write goes ahead only if it still
+//! names this replica and stays valid for longer than the write can take.
 
 use std::{
     sync::{
@@ -13,7 +18,8 @@ use std::{
     time::Duration,
 };
 
-use kube::Client;
+use k8s_openapi::{api::coordination::v1::Lease, jiff::Timestamp};
+use kube::{Api, Client};
 use kube_lease_manager::{LeaseManagerBuilder, LeaseParams};
 use tokio::{sync::watch, task::JoinHandle};
 use tracing::{info, warn};
@@ -21,18 +27,136 @@ use tracing::{info, warn};
 use crate::telemetry::Metrics;
 
 /// Whether this replica may write.
-#[derive(Clone, Debug)]
-pub struct Leadership(Arc<AtomicBool>);
+#[derive(Clone)]
+pub struct Leadership {
+    flag: Arc<AtomicBool>,
+    /// Where to confirm the lease before a write; `None` when leader election is off.
+    lease: Option<Arc<LeaseCheck>>,
+}
+
+impl std::fmt::Debug for Leadership {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Leadership")
+            .field("leader", &self.is_leader())
+            .field("fenced", &self.lease.is_some())
+            .finish()
+    }
+}
+
+/// What a fence needs to read the Lease again.
+struct LeaseCheck {
+    api: Api<Lease>,
+    name: String,
+    identity: String,
+    /// How long the lease must still be valid for a write to start: the time a write may take.
+    margin: Duration,
+}
+
+/// Why a write was not made: this replica cannot be sure it still holds the lease.
+#[derive(Debug, thiserror::Error)]
+pub enum Fenced {
+    /// The lease manager says this replica is not the leader.
+    #[error("this replica is not the leader")]
+    NotLeader,
+    /// The Lease names another holder (or none).
+    #[error("the lease is held by {holder:?}, not by this replica")]
+    HeldByOther {
+        /// The holder the Lease names.
+        holder: Option<String>,
+    },
+    /// The Lease expires before the write could complete.
+    #[error("the lease is valid for only {remaining:?} more, less than a write may take")]
+    Expiring {
+        /// How long the lease stays valid (zero when already expired).
+        remaining: Duration,
+    },
+    /// The Lease could not be read, so it cannot be confirmed.
+    #[error("reading the lease")]
+    Unreadable(#[source] kube::Error),
+}
+
+/// How long the lease in `spec` stays valid for `identity` after `now`, or why it does not.
+///
+/// Valid means: held by `identity`, with a renew (or acquire) time and a duration, ending after
+/// `now + margin`. A lease without a renew time or duration cannot be confirmed, so it counts
+/// as expired.
+pub fn remaining_validity(
+    spec: Option<&k8s_openapi::api::coordination::v1::LeaseSpec>,
+    identity: &str,
+    now: Timestamp,
+    margin: Duration,
+) -> Result<Duration, Fenced> {
+    let holder = spec.and_then(|s| s.holder_identity.clone());
+    if holder.as_deref() != Some(identity) {
+        return Err(Fenced::HeldByOther { holder });
+    }
+    let spec = spec.expect("a holder implies a spec");
+    let renewed = spec
+        .renew_time
+        .as_ref()
+        .or(spec.acquire_time.as_ref())
+        .map(|t| t.0);
+    let (Some(renewed), Some(seconds)) = (renewed, spec.lease_duration_seconds) else {
+        return Err(Fenced::Expiring {
+            remaining: Duration::ZERO,
+        });
+    };
+    let expires = renewed
+        .as_millisecond()
+        .saturating_add(i64::from(seconds.max(0)).saturating_mul(1000));
+    let remaining =
+        Duration::from_millis(u64::try_from(expires - now.as_millisecond()).unwrap_or(0));
+    if remaining > margin {
+        Ok(remaining)
+    } else {
+        Err(Fenced::Expiring { remaining })
+    }
+}
+
+/// The fence margin for a lease renewed `grace` before its expiry: the time a write may take,
+/// kept under the grace so that a holder whose renewals succeed is never fenced.
+pub fn fence_margin(grace: Duration) -> Duration {
+    WRITE_MARGIN.min(grace / 2)
+}
+
+/// The longest a single API write is expected to take; a lease must outlast it.
+pub const WRITE_MARGIN: Duration = Duration::from_secs(2);
 
 impl Leadership {
     /// Always leading (leader election off).
     pub fn always() -> Self {
-        Leadership(Arc::new(AtomicBool::new(true)))
+        Leadership {
+            flag: Arc::new(AtomicBool::new(true)),
+            lease: None,
+        }
     }
 
-    /// Whether this replica holds the lease now.
+    /// Whether this replica holds the lease now, as the lease manager last saw it.
     pub fn is_leader(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+        self.flag.load(Ordering::Acquire)
+    }
+
+    /// Checks, immediately before a write, that this replica still holds a lease that will
+    /// not expire before the write completes. Without leader election every write may go.
+    pub async fn fence(&self) -> Result<(), Fenced> {
+        if !self.is_leader() {
+            return Err(Fenced::NotLeader);
+        }
+        let Some(check) = &self.lease else {
+            return Ok(());
+        };
+        let lease = check
+            .api
+            .get(&check.name)
+            .await
+            .map_err(Fenced::Unreadable)?;
+        remaining_validity(
+            lease.spec.as_ref(),
+            &check.identity,
+            Timestamp::now(),
+            check.margin,
+        )
+        .map(|_| ())
     }
 }
 
@@ -66,6 +190,12 @@ impl Election {
         settings: LeaseSettings,
         metrics: Arc<Metrics>,
     ) -> Result<Self, kube_lease_manager::LeaseManagerError> {
+        let check = LeaseCheck {
+            api: Api::namespaced(client.clone(), &settings.namespace),
+            name: settings.name.clone(),
+            identity: settings.identity.clone(),
+            margin: fence_margin(settings.grace),
+        };
         let manager = LeaseManagerBuilder::new(client, &settings.name)
             .with_namespace(&settings.namespace)
             .with_parameters(
@@ -117,7 +247,10 @@ impl Election {
             }
         });
         Ok(Election {
-            leadership: Leadership(flag),
+            leadership: Leadership {
+                flag,
+                lease: Some(Arc::new(check)),
+            },
             stop,
             task,
         })
@@ -127,5 +260,98 @@ impl Election {
     pub async fn release(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::{
+        api::coordination::v1::LeaseSpec, apimachinery::pkg::apis::meta::v1::MicroTime,
+    };
+
+    use super::*;
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + seconds).unwrap()
+    }
+
+    fn lease(holder: &str, renewed: i64, duration: i32) -> LeaseSpec {
+        LeaseSpec {
+            holder_identity: Some(holder.into()),
+            renew_time: Some(MicroTime(at(renewed))),
+            lease_duration_seconds: Some(duration),
+            ..LeaseSpec::default()
+        }
+    }
+
+    const MARGIN: Duration = Duration::from_secs(2);
+
+    #[test]
+    fn a_lease_is_valid_until_renew_time_plus_duration() {
+        let spec = lease("a", 0, 15);
+        assert_eq!(
+            remaining_validity(Some(&spec), "a", at(5), MARGIN).unwrap(),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            remaining_validity(Some(&spec), "a", at(12), MARGIN).unwrap(),
+            Duration::from_secs(3)
+        );
+    }
+
+    #[test]
+    fn a_lease_ending_within_the_margin_or_past_fences_the_write() {
+        let spec = lease("a", 0, 15);
+        for now in [13, 15, 40] {
+            assert!(
+                matches!(
+                    remaining_validity(Some(&spec), "a", at(now), MARGIN),
+                    Err(Fenced::Expiring { .. })
+                ),
+                "{now}"
+            );
+        }
+        assert!(matches!(
+            remaining_validity(Some(&spec), "a", at(20), MARGIN),
+            Err(Fenced::Expiring { remaining }) if remaining == Duration::ZERO
+        ));
+    }
+
+    #[test]
+    fn a_lease_held_by_another_identity_or_nobody_fences_the_write() {
+        let spec = lease("b", 0, 15);
+        assert!(matches!(
+            remaining_validity(Some(&spec), "a", at(1), MARGIN),
+            Err(Fenced::HeldByOther { holder: Some(h) }) if h == "b"
+        ));
+        assert!(matches!(
+            remaining_validity(Some(&LeaseSpec::default()), "a", at(1), MARGIN),
+            Err(Fenced::HeldByOther { holder: None })
+        ));
+        assert!(matches!(
+            remaining_validity(None, "a", at(1), MARGIN),
+            Err(Fenced::HeldByOther { holder: None })
+        ));
+    }
+
+    #[test]
+    fn a_lease_without_renew_time_or_duration_cannot_be_confirmed() {
+        let mut spec = lease("a", 0, 15);
+        spec.lease_duration_seconds = None;
+        assert!(remaining_validity(Some(&spec), "a", at(1), MARGIN).is_err());
+        let mut spec = lease("a", 0, 15);
+        spec.renew_time = None;
+        assert!(remaining_validity(Some(&spec), "a", at(1), MARGIN).is_err());
+        spec.acquire_time = Some(MicroTime(at(0)));
+        assert!(remaining_validity(Some(&spec), "a", at(1), MARGIN).is_ok());
+    }
+
+    #[test]
+    fn the_margin_stays_under_the_renew_grace() {
+        assert_eq!(fence_margin(Duration::from_secs(5)), WRITE_MARGIN);
+        assert_eq!(
+            fence_margin(Duration::from_secs(1)),
+            Duration::from_millis(500)
+        );
     }
 }

@@ -225,6 +225,7 @@ fn context(
         cluster_namespace,
         owners: Default::default(),
         failures: Default::default(),
+        scale_conflicts: Default::default(),
     })
 }
 

@@ -31,6 +31,16 @@ pub struct Replicas {
     pub ready: Option<i32>,
 }
 
+/// What a read of the target returns: the counts and the `resourceVersion` they were read at,
+/// which the write then carries so it lands only on the state the decision saw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScaleRead {
+    /// The replica counts.
+    pub replicas: Replicas,
+    /// The Scale's `metadata.resourceVersion` (that of the workload), if the server sent one.
+    pub resource_version: Option<String>,
+}
+
 /// Why the target could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
@@ -58,6 +68,17 @@ pub enum TargetError {
         api_version: String,
         /// The kind.
         kind: String,
+    },
+    /// The target changed between its read and this write (409 on the resourceVersion read):
+    /// nothing was written.
+    #[error("{kind} {namespace}/{name} changed since its scale was read; not overwriting it")]
+    Conflict {
+        /// The kind.
+        kind: String,
+        /// The namespace.
+        namespace: String,
+        /// The name.
+        name: String,
     },
     /// The target object does not exist.
     #[error("{kind} {namespace}/{name} not found")]
@@ -179,7 +200,13 @@ impl Targets {
         target: &ScaleTargetRef,
         source: kube::Error,
     ) -> TargetError {
-        if matches!(&source, kube::Error::Api(s) if s.code == 404) {
+        if verb == "updating" && matches!(&source, kube::Error::Api(s) if s.code == 409) {
+            TargetError::Conflict {
+                kind: target.kind.clone(),
+                namespace: namespace.to_owned(),
+                name: target.name.clone(),
+            }
+        } else if matches!(&source, kube::Error::Api(s) if s.code == 404) {
             TargetError::NotFound {
                 kind: target.kind.clone(),
                 namespace: namespace.to_owned(),
@@ -201,7 +228,7 @@ impl Targets {
         &self,
         namespace: &str,
         target: &ScaleTargetRef,
-    ) -> Result<Replicas, TargetError> {
+    ) -> Result<ScaleRead, TargetError> {
         let (resource, ready) = self.resolve(target).await?;
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.client.clone(), namespace, &resource);
@@ -209,6 +236,7 @@ impl Targets {
             .get_scale(&target.name)
             .await
             .map_err(|e| Self::api_error("reading", namespace, target, e))?;
+        let resource_version = scale.metadata.resource_version;
         let spec = scale.spec.and_then(|s| s.replicas).unwrap_or(0);
         let status = scale.status.map(|s| s.replicas).unwrap_or(0);
         let ready = if ready {
@@ -226,19 +254,27 @@ impl Targets {
         } else {
             None
         };
-        Ok(Replicas {
-            spec,
-            status,
-            ready,
+        Ok(ScaleRead {
+            replicas: Replicas {
+                spec,
+                status,
+                ready,
+            },
+            resource_version,
         })
     }
 
     /// Sets the target's `scale.spec.replicas`. Nothing else of the target is ever written.
+    ///
+    /// With `resource_version` (the one [`Targets::read`] returned) the write is conditional:
+    /// if anyone changed the target since, the API server answers 409 and this returns
+    /// [`TargetError::Conflict`] without having written anything.
     pub async fn patch_scale(
         &self,
         namespace: &str,
         target: &ScaleTargetRef,
         replicas: i32,
+        resource_version: Option<&str>,
     ) -> Result<(), TargetError> {
         let (resource, _) = self.resolve(target).await?;
         let api: Api<DynamicObject> =
@@ -246,7 +282,7 @@ impl Targets {
         api.patch_scale(
             &target.name,
             &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"replicas": replicas}})),
+            &Patch::Merge(scale_patch(replicas, resource_version)),
         )
         .await
         .map_err(|e| Self::api_error("updating", namespace, target, e))?;
@@ -254,9 +290,26 @@ impl Targets {
     }
 }
 
+/// The merge patch of a scale write: the count, and the resourceVersion it is conditional on.
+fn scale_patch(replicas: i32, resource_version: Option<&str>) -> serde_json::Value {
+    match resource_version {
+        Some(rv) => json!({"metadata": {"resourceVersion": rv}, "spec": {"replicas": replicas}}),
+        None => json!({"spec": {"replicas": replicas}}),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_scale_write_carries_the_resource_version_it_was_decided_on() {
+        assert_eq!(
+            scale_patch(3, Some("42")),
+            json!({"metadata": {"resourceVersion": "42"}, "spec": {"replicas": 3}})
+        );
+        assert_eq!(scale_patch(0, None), json!({"spec": {"replicas": 0}}));
+    }
 
     fn target(api_version: &str, kind: &str) -> ScaleTargetRef {
         ScaleTargetRef {
