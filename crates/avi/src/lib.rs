@@ -201,7 +201,7 @@ mod stats;
 mod tls;
 mod transport;
 
-pub use client::ControllerInfo;
+pub use client::{ControllerInfo, InventoryEntity};
 pub use config::{ConnectionConfig, Credentials, TlsConfig};
 pub use error::Error;
 pub use poller::{Poller, PollerSettings};
