@@ -866,7 +866,12 @@ impl Connection {
 
 /// The fields of an inventory object that `doctor` reads.
 fn inventory_entity(v: &serde_json::Value) -> InventoryEntity {
-    let text = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or_default().to_owned();
+    let text = |k: &str| {
+        v.get(k)
+            .and_then(|x| x.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
     let policy = v.get("analytics_policy");
     let realtime = policy
         .and_then(|p| p.get("enable_realtime_metrics"))
