@@ -607,13 +607,17 @@ pub fn render(report: &Report) -> String {
         }
     }
     if let Some(d) = &report.decision {
-        let current = d
-            .current_replicas
-            .map_or_else(|| "unknown".to_owned(), |c| c.to_string());
-        let action = if d.scale {
-            format!("scale from {current} to {}", d.desired_replicas)
-        } else {
-            format!("keep {} replicas (now {current})", d.desired_replicas)
+        let desired = d.desired_replicas;
+        let action = match d.current_replicas {
+            Some(current) if current != desired && d.scale => {
+                format!("scale from {current} to {desired}")
+            }
+            // A dry run decides a count it does not write.
+            Some(current) if current != desired => {
+                format!("would scale from {current} to {desired}, without writing /scale")
+            }
+            Some(_) => format!("keep {desired} replicas"),
+            None => format!("keep {desired} replicas (the target could not be read)"),
         };
         out.push_str(&format!("decision now: {action}\n"));
         for m in d.metrics.iter().chain(&d.conditions) {
@@ -667,6 +671,20 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("some checks failed\n"), "{text}");
+        let mut report = report;
+        let decision = |current, desired, scale| Verdict {
+            current_replicas: current,
+            desired_replicas: desired,
+            scale,
+            metrics: Vec::new(),
+            conditions: Vec::new(),
+        };
+        report.decision = Some(decision(Some(1), 4, true));
+        assert!(render(&report).contains("decision now: scale from 1 to 4\n"));
+        report.decision = Some(decision(Some(1), 4, false));
+        assert!(render(&report).contains("would scale from 1 to 4, without writing /scale"));
+        report.decision = Some(decision(Some(3), 3, false));
+        assert!(render(&report).contains("decision now: keep 3 replicas\n"));
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(json["checks"][1]["ok"], false);
         assert!(json["checks"][0].get("fix").is_none());
