@@ -793,6 +793,97 @@ impl Connection {
     }
 }
 
+/// An entity as the inventory lists it (`GET /api/<type>`): what `doctor` checks names and
+/// settings against.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InventoryEntity {
+    /// The entity's name.
+    pub name: String,
+    /// The entity's uuid.
+    pub uuid: String,
+    /// Whether realtime metrics are enabled on it (a pool's
+    /// `analytics_policy.enable_realtime_metrics`, a virtual service's
+    /// `analytics_policy.metrics_realtime_update.enabled`); `None` when the object has no such
+    /// setting (service engines).
+    pub realtime: Option<bool>,
+}
+
+/// At most this many inventory pages are read (Avi pages collections).
+const INVENTORY_MAX_PAGES: usize = 50;
+
+impl Connection {
+    /// The metric catalog: the entity types each metric id is offered for (an empty list: all).
+    pub(crate) async fn metric_catalog(&self) -> Result<Arc<Catalog>, Error> {
+        self.catalog().await
+    }
+
+    /// Every entity of `entity_type` that `tenant` sees, read page by page.
+    pub(crate) async fn inventory(
+        &self,
+        tenant: &str,
+        entity_type: EntityType,
+    ) -> Result<Vec<InventoryEntity>, Error> {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            #[serde(default)]
+            results: Vec<serde_json::Value>,
+            #[serde(default)]
+            next: Option<String>,
+        }
+        let path = format!("api/{}", entity_type.as_str());
+        let mut out = Vec::new();
+        let mut budget = self.policy.max_response_bytes;
+        for page in 1..=INVENTORY_MAX_PAGES {
+            let query = format!("page_size=200&page={page}");
+            let reply = self
+                .get(&ApiRequest {
+                    kind: RequestKind::Inventory,
+                    path: &path,
+                    query: &query,
+                    tenant_header: Some(tenant),
+                    poll: 0,
+                    max_bytes: budget,
+                })
+                .await?;
+            budget = budget.saturating_sub(reply.body.len());
+            if !reply.status.is_success() {
+                return Err(status_error(Kind::BadResponse, &reply));
+            }
+            let parsed: Page = serde_json::from_slice(&reply.body).map_err(|e| {
+                Error::new(Kind::BadResponse)
+                    .with_endpoint(&reply.url)
+                    .with_detail("the inventory answer is not the expected JSON")
+                    .with_source(e)
+            })?;
+            out.extend(parsed.results.iter().map(inventory_entity));
+            if parsed.next.is_none() {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The fields of an inventory object that `doctor` reads.
+fn inventory_entity(v: &serde_json::Value) -> InventoryEntity {
+    let text = |k: &str| {
+        v.get(k)
+            .and_then(|x| x.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let policy = v.get("analytics_policy");
+    let realtime = policy
+        .and_then(|p| p.get("enable_realtime_metrics"))
+        .or_else(|| policy.and_then(|p| p.pointer("/metrics_realtime_update/enabled")))
+        .and_then(serde_json::Value::as_bool);
+    InventoryEntity {
+        name: text("name"),
+        uuid: text("uuid"),
+        realtime,
+    }
+}
+
 impl Transport for Connection {
     async fn fetch_metrics(&self, req: &MetricsRequest) -> Result<Answer, Error> {
         let path = format!(

@@ -151,6 +151,10 @@
 //! [`Error::is_no_data`]; an absent value is never read as zero. If a lookup itself fails, the
 //! pair reports no data.
 //!
+//! `avi-autoscaler doctor` reads the same APIs directly, once per run, to say what is wrong
+//! with a spec: [`Poller::metric_catalog`] and [`Poller::inventory`] (every entity of a type in
+//! the tenant, page by page, with its realtime-metrics setting). The operator never calls them.
+//!
 //! # The Prometheus text parser: our own, measured
 //!
 //! [`prometheus`] is a line-based parser written for this crate. It was chosen over
@@ -201,7 +205,7 @@ mod stats;
 mod tls;
 mod transport;
 
-pub use client::ControllerInfo;
+pub use client::{ControllerInfo, InventoryEntity};
 pub use config::{ConnectionConfig, Credentials, TlsConfig};
 pub use error::Error;
 pub use poller::{Poller, PollerSettings};

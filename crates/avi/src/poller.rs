@@ -21,7 +21,7 @@ use tokio::{sync::watch, time::Instant};
 
 use crate::{
     absent::{self, Absent, no_value},
-    client::{Connection, ControllerInfo, RetryPolicy},
+    client::{Connection, ControllerInfo, InventoryEntity, RetryPolicy},
     config::{ConnectionConfig, ConnectionKey},
     error::{Error, Kind},
     plan::{RequestOutcome, fetch_split, plan_chunks},
@@ -243,6 +243,28 @@ impl Poller {
     pub async fn probe(&self, conn: &ConnectionConfig) -> Result<ControllerInfo, Error> {
         let (_, connection, _) = self.core.connection(conn)?;
         connection.probe().await
+    }
+
+    /// The controller's metric catalog (`GET /api/analytics/metric_id`): for each metric id,
+    /// the entity types it is offered for (an empty list: every type). Cached like the
+    /// catalog the absence lookups read.
+    pub async fn metric_catalog(
+        &self,
+        conn: &ConnectionConfig,
+    ) -> Result<Arc<HashMap<String, Vec<String>>>, Error> {
+        let (_, connection, _) = self.core.connection(conn)?;
+        connection.metric_catalog().await
+    }
+
+    /// Every entity of `entity_type` the tenant of `conn` sees (`GET /api/<type>` with
+    /// `X-Avi-Tenant`), with its realtime-metrics setting. Not cached: `doctor` reads it once.
+    pub async fn inventory(
+        &self,
+        conn: &ConnectionConfig,
+        entity_type: EntityType,
+    ) -> Result<Vec<InventoryEntity>, Error> {
+        let (_, connection, _) = self.core.connection(conn)?;
+        connection.inventory(&conn.tenant, entity_type).await
     }
 
     /// Cumulative counters since the poller was created.

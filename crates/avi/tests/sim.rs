@@ -176,6 +176,52 @@ async fn a_probe_reads_the_version_over_the_session_the_metric_reads_share() {
 }
 
 #[tokio::test]
+async fn the_inventory_lists_every_page_of_the_tenant_with_realtime_settings() {
+    // 4 pools in tenant admin plus 250 more: two pages of 200.
+    let sim = start(scenario(250), 1).await;
+    let poller = Poller::new(settings());
+    let c = conn(&sim, AuthMode::Session);
+    let pools = poller.inventory(&c, EntityType::Pool).await.expect("pools");
+    assert_eq!(pools.len(), 253, "alpha-web belongs to another tenant");
+    assert!(!pools.iter().any(|p| p.name == "alpha-web"));
+    let rt = pools.iter().find(|p| p.name == "rt").expect("rt");
+    assert_eq!(rt.realtime, Some(true));
+    assert!(rt.uuid.starts_with("pool-"), "{rt:?}");
+    let web = pools.iter().find(|p| p.name == "web").expect("web");
+    assert_eq!(web.realtime, Some(false));
+    assert_eq!(sim.handle().counters().requests("GET /api/pool"), 2);
+
+    let vss = poller
+        .inventory(&c, EntityType::VirtualService)
+        .await
+        .expect("virtual services");
+    assert_eq!(vss.len(), 1);
+    assert_eq!(vss[0].realtime, Some(false));
+
+    let mut alpha = c.clone();
+    alpha.tenant = "alpha".into();
+    let pools = poller
+        .inventory(&alpha, EntityType::Pool)
+        .await
+        .expect("alpha");
+    let names: Vec<&str> = pools.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["alpha-web"]);
+
+    let catalog = poller.metric_catalog(&c).await.expect("the catalog");
+    assert!(
+        catalog[OPEN].iter().any(|t| t == "pool"),
+        "{:?}",
+        catalog[OPEN]
+    );
+    assert!(
+        !catalog["l7_client.avg_complete_responses"]
+            .iter()
+            .any(|t| t == "pool")
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn basic_auth_sends_credentials_on_every_request_and_never_logs_in() {
     let sim = start(scenario(0), 1).await;
     let poller = Poller::new(settings());

@@ -58,6 +58,46 @@ pub enum Command {
     /// advice and what could not be carried over go to standard error. Exits with 1, and says
     /// why, when something cannot be converted faithfully.
     Migrate(MigrateArgs),
+    /// Check one AviAutoscaler against the live Avi controller: credentials and login, tenant,
+    /// controller version, each entity (with the closest names when one is not found), each
+    /// metricId, realtime metrics, each metric's current value; then the decision the operator
+    /// would take now.
+    ///
+    /// Reads only: nothing is written to Avi or Kubernetes. Exits with 0 when every check
+    /// passes, 1 otherwise.
+    Doctor(DoctorArgs),
+}
+
+/// Arguments of `avi-autoscaler doctor`.
+#[derive(Args, Debug)]
+#[command(group = clap::ArgGroup::new("object").required(true).args(["file", "name"]))]
+pub struct DoctorArgs {
+    /// The AviAutoscaler to check, from a YAML file (its Secrets and AviController are read
+    /// from the cluster).
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub file: Option<String>,
+    /// The AviAutoscaler to check, by name, from the cluster.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Its namespace; the kubeconfig's namespace when omitted.
+    #[arg(short = 'n', long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// The namespace the Secrets of AviControllers are read from (as for `run`); when neither
+    /// this nor $POD_NAMESPACE is set, the kubeconfig's default namespace.
+    #[arg(long, value_name = "NS", env = "POD_NAMESPACE")]
+    pub cluster_resource_namespace: Option<String>,
+    /// text: one line per check, for people; json: the report, for scripts.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+/// Output formats of `doctor`.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// One line per check.
+    Text,
+    /// One JSON document.
+    Json,
 }
 
 /// Arguments of `avi-autoscaler migrate`.

@@ -12,6 +12,7 @@ mod connection;
 mod controller;
 mod controller_ref;
 mod decode;
+mod doctor;
 mod events;
 mod identity;
 mod inline;
@@ -69,6 +70,26 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        cli::Command::Doctor(args) => {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: starting the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(doctor::run(&args)) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("error: {}", present::error_chain(&e));
+                    ExitCode::FAILURE
+                }
+            }
+        }
         cli::Command::Run(args) => {
             telemetry::init_logging(args.log_format, &args.log_level);
             let runtime = match tokio::runtime::Builder::new_multi_thread()
