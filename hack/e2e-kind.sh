@@ -9,8 +9,8 @@
 # 3. runs avi-sim in namespace avi-sim behind a Service, with its built-in seed controller (the
 #    kuard pool, 1000 users arriving at 5/s) on a faster clock, and reads the CA it generated;
 # 4. installs the chart (2 replicas, leader election) in namespace avi-autoscaler;
-# 5. applies examples/kuard in a fresh namespace, its AviAutoscaler pointed at avi-sim with the
-#    CA trusted;
+# 5. applies examples/kuard: its AviController pointed at avi-sim with the CA trusted, its
+#    Secrets in the operator's namespace, and the rest in a fresh application namespace;
 # 6. waits until kuard is scaled to maxReplicas (5) by the operator, checks the Ready condition,
 #    the SuccessfulRescale event, the Lease and the metrics Service.
 # On failure it prints the state of the cluster and the logs. A cluster it created is deleted
@@ -76,6 +76,7 @@ SIM_NAMESPACE=avi-sim
 APP_NAMESPACE=routing-ns1
 TARGET=kuard-deployment
 AUTOSCALER=kuard
+CONTROLLER=homelab-avi
 MAX_REPLICAS=5
 # avi-sim's endpoint as the operator sees it: the Service's cluster DNS name, which avi-sim
 # puts in its certificate (--tls-san) so that the operator can verify it with the CA.
@@ -126,6 +127,7 @@ diagnose() {
   "${KUBECTL[@]}" get all -n "$SIM_NAMESPACE" -o wide || true
   "${KUBECTL[@]}" get all,aviautoscalers -n "$APP_NAMESPACE" -o wide || true
   "${KUBECTL[@]}" describe aviautoscaler "$AUTOSCALER" -n "$APP_NAMESPACE" || true
+  "${KUBECTL[@]}" describe avicontroller "$CONTROLLER" || true
   "${KUBECTL[@]}" get events -A --sort-by=.lastTimestamp | tail -n 60 || true
   for namespace in "$OPERATOR_NAMESPACE" "$SIM_NAMESPACE"; do
     for pod in $("${KUBECTL[@]}" get pods -n "$namespace" -o name 2>/dev/null); do
@@ -264,45 +266,42 @@ fi
 log "the chart in namespace $OPERATOR_NAMESPACE"
 # --set-string: a tag of digits only must stay a string (the values schema refuses a number).
 # The run annotation rolls the operator even when the sources, and so the tag, did not change.
-# examples/kuard carries an inline connection (spec.controller, its Secret in its own namespace),
-# which the chart allows only with inlineControllers.enabled (--set-json keeps it a boolean).
+# The chart's defaults: examples/kuard uses an AviController, whose Secrets the operator reads
+# in its own namespace only.
 run "${HELM[@]}" upgrade --install avi-autoscaler config/helm/avi-autoscaler \
   --namespace "$OPERATOR_NAMESPACE" --create-namespace \
-  --set-json inlineControllers.enabled=true \
   --set-string image.repository=avi-autoscaler \
   --set-string image.tag="$IMAGE_TAG" \
   --set-string image.pullPolicy=Never \
   --set-string logFormat=text \
   --set-string logLevel=info \
   --set-string podAnnotations.e2e-run="$RUN_ID" \
-  --set-json inlineControllers.enabled=true \
   --wait --timeout 5m
 run "${KUBECTL[@]}" rollout status deployment/avi-autoscaler -n "$OPERATOR_NAMESPACE" --timeout=180s
 
-log "examples/kuard in a fresh namespace $APP_NAMESPACE, pointed at $SIM_URL"
+log "examples/kuard: AviController $CONTROLLER pointed at $SIM_URL, the rest in a fresh namespace $APP_NAMESPACE"
 # An earlier run's namespace holds a scaled Deployment, a Ready status and rescale events.
 run "${KUBECTL[@]}" delete namespace "$APP_NAMESPACE" --ignore-not-found --wait=true --timeout=180s
-run "${KUBECTL[@]}" apply -f examples/kuard/namespace.yaml
-# The example's Secret holds placeholders: create the real ones instead.
-run "${KUBECTL[@]}" create secret generic avi-basic-auth -n "$APP_NAMESPACE" \
+# The example's Secret holds placeholders: create the real ones instead, in the operator's
+# namespace (its cluster-resource namespace), where the AviController's Secrets are read.
+run "${KUBECTL[@]}" create secret generic avi-basic-auth -n "$OPERATOR_NAMESPACE" \
   --from-literal=username=admin --from-literal=password="$SIM_PASSWORD" \
   --dry-run=client -o yaml | run_stdin "${KUBECTL[@]}" apply -f -
-run "${KUBECTL[@]}" create secret generic avi-ca -n "$APP_NAMESPACE" \
+run "${KUBECTL[@]}" create secret generic avi-ca -n "$OPERATOR_NAMESPACE" \
   --from-literal=ca.crt="$SIM_CA" \
   --dry-run=client -o yaml | run_stdin "${KUBECTL[@]}" apply -f -
-# Inline connections use only Secrets labelled for them.
-run "${KUBECTL[@]}" label secret avi-basic-auth avi-ca -n "$APP_NAMESPACE" \
-  autoscaling.avi.dev/credentials=true --overwrite
-run "${KUBECTL[@]}" apply -f examples/kuard/deployment.yaml
-# The example's AviAutoscaler, changed before it reaches the cluster: the operator never sees
+# The example's AviController, changed before it reaches the cluster: the operator never sees
 # the example's controller address.
-run "${KUBECTL[@]}" patch --local -f examples/kuard/aviautoscaler.yaml --type merge -o yaml -p "$(cat <<EOF
-{"spec": {"controller": {
+run "${KUBECTL[@]}" patch --local -f examples/kuard/avicontroller.yaml --type merge -o yaml -p "$(cat <<EOF
+{"spec": {
   "endpoints": ["${SIM_URL}"],
   "tls": {"caSecretRef": {"name": "avi-ca", "key": "ca.crt"}}
-}}}
+}}
 EOF
 )" | run_stdin "${KUBECTL[@]}" apply -f -
+run "${KUBECTL[@]}" apply -f examples/kuard/namespace.yaml
+run "${KUBECTL[@]}" apply -f examples/kuard/deployment.yaml
+run "${KUBECTL[@]}" apply -f examples/kuard/aviautoscaler.yaml
 
 log "waiting up to ${TIMEOUT}s for $TARGET to be scaled to $MAX_REPLICAS"
 run "${KUBECTL[@]}" wait deployment/"$TARGET" -n "$APP_NAMESPACE" \
@@ -310,6 +309,8 @@ run "${KUBECTL[@]}" wait deployment/"$TARGET" -n "$APP_NAMESPACE" \
 run "${KUBECTL[@]}" wait aviautoscaler/"$AUTOSCALER" -n "$APP_NAMESPACE" \
   --for=condition=Ready --timeout=120s
 run "${KUBECTL[@]}" get aviautoscaler "$AUTOSCALER" -n "$APP_NAMESPACE" -o wide
+run "${KUBECTL[@]}" wait avicontroller/"$CONTROLLER" --for=condition=Ready --timeout=120s
+run "${KUBECTL[@]}" get avicontroller "$CONTROLLER" -o wide
 
 log "checks"
 if [ "$DRY_RUN" = 1 ]; then

@@ -2,13 +2,14 @@
 //! binaries.
 //!
 //! It starts `kube-standin` (a Kubernetes API stand-in) and `avi-sim` (a simulated Avi
-//! controller, HTTPS) on free loopback ports, applies the CRD and `examples/kuard` with the real
-//! `kubectl`, points the AviAutoscaler at avi-sim and starts `avi-autoscaler run`. Then it lets
+//! controller, HTTPS) on free loopback ports, applies the CRDs and `examples/kuard` with the real
+//! `kubectl`, points the example's AviController at avi-sim and starts `avi-autoscaler run`
+//! with the AviController's namespace as its cluster-resource namespace. Then it lets
 //! avi-sim's seed load play out (1000 users spawning at 5/s, stopped at 22:00) on a simulated
 //! clock running `--time-scale` times faster than real time, with the operator's own timings
 //! compressed by the same factor. It keeps the pool's members equal to the Deployment's ready
 //! replicas (as AKO does), shows the run live, and at the end writes a chart, a summary and
-//! `kubectl describe`, stops every process it started, and exits 0 only if the run went
+//! `kubectl describe` of the AviAutoscaler and the AviController, stops every process it started, and exits 0 only if the run went
 //! 1 → 5 → 1.
 
 mod chart;
@@ -26,7 +27,7 @@ use std::{
 };
 
 use clap::Parser;
-use e2e::{AUTOSCALER, NAMESPACE, workspace_root};
+use e2e::{AUTOSCALER, CONTROLLER, NAMESPACE, OPERATOR_NAMESPACE, workspace_root};
 use serde_json::{Value, json};
 use tokio::{
     io::AsyncWriteExt,
@@ -232,8 +233,12 @@ struct RunData {
     samples: Vec<Sample>,
     writes: Vec<i64>,
     avi_requests: Value,
+    /// `kubectl describe` of the AviAutoscaler, then of the AviController.
     describe: String,
+    /// `kubectl get` of the AviAutoscaler and the Deployment.
     get: String,
+    /// `kubectl get avic`.
+    get_avic: String,
     load: Load,
     limits: Limits,
 }
@@ -445,8 +450,13 @@ async fn run(
     printer: &Printer,
 ) -> Result<RunData, DemoError> {
     let out = &cli.out;
-    let crd = workspace_file("config/crd/aviautoscalers.autoscaling.avi.dev.yaml")?;
+    let crds = [
+        workspace_file("config/crd/aviautoscalers.autoscaling.avi.dev.yaml")?,
+        workspace_file("config/crd/avicontrollers.autoscaling.avi.dev.yaml")?,
+    ];
     workspace_file("examples/kuard/namespace.yaml")?;
+    workspace_file("examples/kuard/secret.yaml")?;
+    workspace_file("examples/kuard/avicontroller.yaml")?;
     workspace_file("examples/kuard/deployment.yaml")?;
     let limits = example_limits(&workspace_file("examples/kuard/aviautoscaler.yaml")?)?;
     let (standin_bin, sim_bin, operator_bin) = (
@@ -577,14 +587,16 @@ async fn run(
             }
         })?;
 
-    // The CRD and the example, pointed at avi-sim.
-    kubectl(
-        &kubeconfig,
-        &["apply", "--server-side", "-f", &crd.display().to_string()],
-        None,
-    )
-    .await?;
-    let manifests = e2e::kuard_manifests_for(
+    // The CRDs and the example, its AviController pointed at avi-sim.
+    for crd in &crds {
+        kubectl(
+            &kubeconfig,
+            &["apply", "--server-side", "-f", &crd.display().to_string()],
+            None,
+        )
+        .await?;
+    }
+    let manifests = e2e::kuard_controller_manifests_for(
         std::slice::from_ref(avi_url),
         &ca_pem,
         &password,
@@ -592,7 +604,7 @@ async fn run(
     );
     let applied = kubectl(&kubeconfig, &["apply", "-f", "-"], Some(&manifests)).await?;
     printer.line(&format!(
-        "applied config/crd and examples/kuard with kubectl (endpoint {avi_url}, CA and credentials Secrets): {} objects",
+        "applied config/crd and examples/kuard with kubectl (AviController {CONTROLLER} at {avi_url}, its CA and credentials Secrets in {OPERATOR_NAMESPACE}): {} objects",
         applied.lines().count()
     ));
 
@@ -610,7 +622,9 @@ async fn run(
             &operator_bin,
             &[
                 "run".into(),
-                e2e::ALLOW_INLINE.into(),
+                // The AviController's Secrets are read there, and only there.
+                "--cluster-resource-namespace".into(),
+                OPERATOR_NAMESPACE.into(),
                 "--metrics-bind".into(),
                 "127.0.0.1:0".into(),
                 "--health-bind".into(),
@@ -666,24 +680,31 @@ async fn run(
 
     let writes = endpoints.scale_writes().await?;
     let avi_requests = endpoints.operator_avi_requests().await?;
-    let describe = kubectl(
+    let describe_aas = kubectl(
         &kubeconfig,
         &["describe", "aas", AUTOSCALER, "-n", NAMESPACE],
         None,
     )
     .await?;
+    let describe_avic = kubectl(&kubeconfig, &["describe", "avic", CONTROLLER], None).await?;
+    let describe = format!(
+        "$ kubectl describe aas {AUTOSCALER} -n {NAMESPACE}\n{describe_aas}\n\
+         $ kubectl describe avic {CONTROLLER}\n{describe_avic}"
+    );
     let get = kubectl(
         &kubeconfig,
         &["get", "aas,deployments", "-n", NAMESPACE],
         None,
     )
     .await?;
+    let get_avic = kubectl(&kubeconfig, &["get", "avic"], None).await?;
     Ok(RunData {
         samples,
         writes,
         avi_requests,
         describe,
         get,
+        get_avic,
         load,
         limits,
     })
@@ -862,6 +883,9 @@ fn finish(
     printer.always("");
     printer.always(&format!("$ kubectl get aas,deployments -n {NAMESPACE}"));
     printer.always(data.get.trim_end());
+    printer.always("");
+    printer.always("$ kubectl get avic");
+    printer.always(data.get_avic.trim_end());
     printer.always("");
     printer.always(summary.text().trim_end());
     printer.always(&format!(

@@ -236,6 +236,25 @@ fn the_demo_scales_1_to_5_to_1_writes_its_outputs_and_stops_everything() {
         describe.contains("New size: 5;") && describe.contains("Reason:  "),
         "{describe}"
     );
+    // The AviController the autoscaler used, described after the AviAutoscaler.
+    let avic = describe
+        .split_once("$ kubectl describe avic homelab-avi\n")
+        .map(|(_, avic)| avic)
+        .unwrap_or_else(|| panic!("no AviController in describe.txt:\n{describe}"));
+    assert!(
+        avic.contains("Kind:         AviController") && avic.contains("Connected"),
+        "{avic}"
+    );
+    // The summary shows `kubectl get avic`: Ready, with one autoscaler.
+    let get_avic: Vec<&str> = stdout
+        .split_once("$ kubectl get avic\n")
+        .and_then(|(_, rest)| rest.lines().nth(1))
+        .unwrap_or_else(|| panic!("no kubectl get avic; {context}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(get_avic.first(), Some(&"homelab-avi"), "{context}");
+    assert_eq!(get_avic.get(1), Some(&"True"), "{context}");
+    assert_eq!(get_avic.get(5), Some(&"1"), "autoscalers; {context}");
     let csv = std::fs::read_to_string(out.path().join("timeline.csv")).expect("timeline.csv");
     assert!(csv.lines().count() > 10, "{csv}");
 

@@ -30,8 +30,12 @@ pub const DEPLOYMENT: &str = "kuard-deployment";
 pub const AUTOSCALER: &str = "kuard";
 /// The kuard pool's AKO-style name.
 pub const POOL: &str = avi_sim::SEED_POOL;
-/// The flag that lets the operator use inline `spec.controller` connections, which the seed
-/// experiment's manifests use.
+/// The AviController of the seed experiment (`examples/kuard/avicontroller.yaml`).
+pub const CONTROLLER: &str = "homelab-avi";
+/// The operator's namespace in `examples/kuard`: where the AviController's Secrets live.
+pub const OPERATOR_NAMESPACE: &str = "avi-autoscaler";
+/// The flag that lets the operator use inline `spec.controller` connections, which
+/// [`kuard_manifests`] use.
 pub const ALLOW_INLINE: &str = "--allow-inline-controllers";
 /// The label (with value `"true"`) a Secret needs before an inline connection may use it.
 pub const CREDENTIALS_LABEL: &str = "autoscaling.avi.dev/credentials";
@@ -338,10 +342,12 @@ impl Cluster {
     }
 }
 
-/// The manifests of the seed experiment (`examples/kuard`), pointed at an avi-sim controller:
-/// the namespace, the credentials Secret (with `password`), a Secret with the simulator's CA,
-/// the Deployment with its Service and Ingress, and the AviAutoscaler with `spec` merged over
-/// the example's spec.
+/// The manifests of the seed experiment (`examples/kuard`) with an inline connection to an
+/// avi-sim controller: the namespace, the credentials Secret (with `password`) and a Secret with
+/// the simulator's CA, both labelled for inline use, the Deployment with its Service and
+/// Ingress, and the AviAutoscaler with the example's AviController spec as its
+/// `spec.controller` and `spec` merged over the example's spec. The operator needs
+/// [`ALLOW_INLINE`] for it.
 pub fn kuard_manifests(sim: &RunningSim, password: &str, spec: &Value) -> String {
     kuard_manifests_for(&sim.urls(), sim.ca_pem(), password, spec)
 }
@@ -356,6 +362,56 @@ pub fn kuard_autoscaler(sim: &RunningSim, spec: &Value) -> Value {
     serde_json::from_str(last).expect("the manifests are JSON")
 }
 
+/// The YAML documents of one `examples/kuard` file.
+fn kuard_example(file: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(workspace_root().join("examples/kuard").join(file))
+        .unwrap_or_else(|e| panic!("examples/kuard/{file}: {e}"));
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|doc| serde::Deserialize::deserialize(doc).expect("example YAML parses"))
+        .filter(Value::is_object)
+        .collect()
+}
+
+/// The one document of an `examples/kuard` file.
+fn kuard_example_one(file: &str) -> Value {
+    let mut docs = kuard_example(file);
+    assert_eq!(docs.len(), 1, "examples/kuard/{file} holds one object");
+    docs.remove(0)
+}
+
+/// The example's AviController spec pointed at `endpoints`, trusting the CA in Secret `avi-ca`.
+fn kuard_connection(endpoints: &[String]) -> Value {
+    let mut connection = kuard_example_one("avicontroller.yaml")["spec"].clone();
+    connection["endpoints"] = json!(endpoints);
+    connection["tls"] = json!({"caSecretRef": {"name": "avi-ca", "key": "ca.crt"}});
+    connection
+}
+
+/// The credentials (with `password`) and CA Secrets of the example in `namespace`, with
+/// `labels`.
+fn kuard_secrets(namespace: &str, labels: &Value, ca_pem: &str, password: &str) -> [Value; 2] {
+    // The example's placeholder credentials (secret.yaml) are replaced by these.
+    [
+        json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "avi-basic-auth", "namespace": namespace, "labels": labels},
+            "stringData": {"username": "admin", "password": password}
+        }),
+        json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "avi-ca", "namespace": namespace, "labels": labels},
+            "stringData": {"ca.crt": ca_pem}
+        }),
+    ]
+}
+
+fn join_documents(docs: &[Value]) -> String {
+    docs.iter()
+        .map(|d| serde_json::to_string(d).expect("JSON"))
+        .collect::<Vec<_>>()
+        .join("\n---\n")
+}
+
 /// [`kuard_manifests`] for a controller at `endpoints` whose certificate `ca_pem` signs, as
 /// JSON documents separated by `---` (what `kubectl apply -f -` reads). The AviAutoscaler comes
 /// last.
@@ -365,42 +421,63 @@ pub fn kuard_manifests_for(
     password: &str,
     spec: &Value,
 ) -> String {
-    let example = |file: &str| {
-        std::fs::read_to_string(workspace_root().join("examples/kuard").join(file))
-            .unwrap_or_else(|e| panic!("examples/kuard/{file}: {e}"))
-    };
-    let mut docs: Vec<Value> = Vec::new();
-    // The example's placeholder credentials (secret.yaml) are replaced by the ones below.
-    for file in ["namespace.yaml", "deployment.yaml"] {
-        for doc in serde_yaml::Deserializer::from_str(&example(file)) {
-            let v: Value = serde::Deserialize::deserialize(doc).expect("example YAML parses");
-            if v.is_object() {
-                docs.push(v);
-            }
-        }
-    }
-    docs.push(json!({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "avi-basic-auth", "namespace": NAMESPACE,
-                     "labels": {CREDENTIALS_LABEL: "true"}},
-        "stringData": {"username": "admin", "password": password}
-    }));
-    docs.push(json!({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "avi-ca", "namespace": NAMESPACE,
-                     "labels": {CREDENTIALS_LABEL: "true"}},
-        "stringData": {"ca.crt": ca_pem}
-    }));
-    let mut aas: Value =
-        serde_yaml::from_str(&example("aviautoscaler.yaml")).expect("example parses");
-    aas["spec"]["controller"]["endpoints"] = json!(endpoints);
-    aas["spec"]["controller"]["tls"] = json!({"caSecretRef": {"name": "avi-ca", "key": "ca.crt"}});
+    let mut docs = kuard_example("namespace.yaml");
+    docs.extend(kuard_example("deployment.yaml"));
+    docs.extend(kuard_secrets(
+        NAMESPACE,
+        &json!({CREDENTIALS_LABEL: "true"}),
+        ca_pem,
+        password,
+    ));
+    let mut aas = kuard_example_one("aviautoscaler.yaml");
+    // The inline variant: the example's AviController spec in place of its reference.
+    merge(
+        &mut aas["spec"],
+        &json!({"controllerRef": null, "controller": kuard_connection(endpoints)}),
+    );
     merge(&mut aas["spec"], spec);
     docs.push(aas);
-    docs.iter()
-        .map(|d| serde_json::to_string(d).expect("JSON"))
-        .collect::<Vec<_>>()
-        .join("\n---\n")
+    join_documents(&docs)
+}
+
+/// The manifests of `examples/kuard` as the example has them, pointed at a controller at
+/// `endpoints` whose certificate `ca_pem` signs: the operator's namespace
+/// ([`OPERATOR_NAMESPACE`], which an install of the operator creates) with the credentials
+/// (with `password`) and CA Secrets, unlabelled, the AviController [`CONTROLLER`], and the
+/// application namespace with the Deployment, its Service and Ingress, and the AviAutoscaler
+/// (its `spec.controllerRef` names the AviController) with `spec` merged over the example's
+/// spec, last. The operator needs `--cluster-resource-namespace` [`OPERATOR_NAMESPACE`] and no
+/// [`ALLOW_INLINE`].
+pub fn kuard_controller_manifests_for(
+    endpoints: &[String],
+    ca_pem: &str,
+    password: &str,
+    spec: &Value,
+) -> String {
+    let mut docs = vec![json!({
+        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OPERATOR_NAMESPACE}
+    })];
+    let example_secret = kuard_example_one("secret.yaml");
+    assert_eq!(
+        example_secret["metadata"]["namespace"], OPERATOR_NAMESPACE,
+        "the example's Secret lives in the operator's namespace"
+    );
+    docs.extend(kuard_secrets(
+        OPERATOR_NAMESPACE,
+        &json!({}),
+        ca_pem,
+        password,
+    ));
+    let mut avic = kuard_example_one("avicontroller.yaml");
+    assert_eq!(avic["metadata"]["name"], CONTROLLER);
+    avic["spec"] = kuard_connection(endpoints);
+    docs.push(avic);
+    docs.extend(kuard_example("namespace.yaml"));
+    docs.extend(kuard_example("deployment.yaml"));
+    let mut aas = kuard_example_one("aviautoscaler.yaml");
+    merge(&mut aas["spec"], spec);
+    docs.push(aas);
+    join_documents(&docs)
 }
 
 /// JSON merge patch semantics (RFC 7386): objects merge, `null` deletes, the rest replaces.

@@ -197,9 +197,8 @@ def test_chart_install_uses_the_loaded_image(passing_run) -> None:
     values = helm_values(install)
     tag = built_tag(calls)
     assert values["image"] == {"repository": "avi-autoscaler", "tag": tag, "pullPolicy": "Never"}
-    # The kuard example uses an inline connection, which the chart's defaults refuse.
-    assert install[install.index("--set-json") + 1] == "inlineControllers.enabled=true"
-    values["inlineControllers"] = {"enabled": True}
+    # The kuard example uses an AviController: the chart's defaults, inline connections off.
+    assert not any("inlineControllers" in arg for arg in install), install
     chart().validate_schema(values)
     container = next(c for c in one(render_chart(values), "Deployment")["spec"]["template"]["spec"]["containers"])
     assert container["image"] == f"avi-autoscaler:{tag}"
@@ -209,13 +208,21 @@ def test_kuard_example_is_pointed_at_avi_sim(passing_run) -> None:
     _, calls = passing_run
     applied = applied_from_stdin(calls)
     sim = applied[0]
-    secrets = {o["metadata"]["name"]: o for docs in applied for o in docs if o["kind"] == "Secret" and o["metadata"].get("namespace") == "routing-ns1"}
-    (autoscaler,) = [o for docs in applied for o in docs if o["kind"] == "AviAutoscaler"]
-    validate_object(autoscaler, KUBE_VERSIONS[-1])
+    # The AviController's Secrets live in the operator's namespace, unlabelled (not for inline use).
+    secrets = {o["metadata"]["name"]: o for docs in applied for o in docs if o["kind"] == "Secret" and o["metadata"].get("namespace") == "avi-autoscaler"}
+    assert not [o for docs in applied for o in docs if o["kind"] == "Secret" and o["metadata"].get("namespace") == "routing-ns1"]
+    assert all("labels" not in s["metadata"] for s in secrets.values()), secrets
+    (avic,) = [o for docs in applied for o in docs if o["kind"] == "AviController"]
+    validate_object(avic, KUBE_VERSIONS[-1])
+    example_avic = yaml.safe_load((ROOT / "examples" / "kuard" / "avicontroller.yaml").read_text())
+    assert avic["metadata"] == example_avic["metadata"]
+    # The example's AviAutoscaler is applied as it is, and refers to the AviController.
     example = yaml.safe_load((ROOT / "examples" / "kuard" / "aviautoscaler.yaml").read_text())
-    assert autoscaler["metadata"] == example["metadata"]
-    assert autoscaler["spec"]["metrics"] == example["spec"]["metrics"]
-    controller = autoscaler["spec"]["controller"]
+    validate_object(example, KUBE_VERSIONS[-1])
+    assert example["spec"]["controllerRef"] == {"name": avic["metadata"]["name"]}
+    assert "controller" not in example["spec"]
+    controller = avic["spec"]
+    assert {k: v for k, v in controller.items() if k not in ("endpoints", "tls")} == {k: v for k, v in example_avic["spec"].items() if k not in ("endpoints", "tls")}
     service = one(sim, "Service")
     assert controller["endpoints"] == [f"https://{service['metadata']['name']}.{service['metadata']['namespace']}.svc:{service['spec']['ports'][0]['port']}"]
     # Credentials: avi-sim's user and this run's password; CA: the one avi-sim wrote.
@@ -227,9 +234,10 @@ def test_kuard_example_is_pointed_at_avi_sim(passing_run) -> None:
     assert password == one(sim, "Secret")["stringData"]["password"]
     ca = secrets[controller["tls"]["caSecretRef"]["name"]]
     assert "BEGIN CERTIFICATE" in base64.b64decode(ca["data"][controller["tls"]["caSecretRef"]["key"]]).decode()
-    # The example's placeholder Secret is never applied; its Deployment and namespace are.
+    # The example's placeholder Secret is never applied; its namespace, Deployment and
+    # AviAutoscaler are.
     applied_files = [c["args"][2] for c in calls if c["tool"] == "kubectl" and c["args"][:2] == ["apply", "-f"] and c["args"][2] != "-"]
-    assert applied_files == ["examples/kuard/namespace.yaml", "examples/kuard/deployment.yaml"]
+    assert applied_files == ["examples/kuard/namespace.yaml", "examples/kuard/deployment.yaml", "examples/kuard/aviautoscaler.yaml"]
 
 
 def test_scale_up_is_awaited_on_the_example_target(passing_run) -> None:
@@ -240,6 +248,7 @@ def test_scale_up_is_awaited_on_the_example_target(passing_run) -> None:
     assert waits[0][1] == f"deployment/{deployment['metadata']['name']}"
     assert f"--for=jsonpath={{.spec.replicas}}={example['spec']['maxReplicas']}" in waits[0]
     assert waits[1][1] == f"aviautoscaler/{example['metadata']['name']}" and "--for=condition=Ready" in waits[1]
+    assert waits[2][1] == f"avicontroller/{example['spec']['controllerRef']['name']}" and "--for=condition=Ready" in waits[2]
     (raw,) = [c for c in calls_of(calls, "kubectl", "get") if "--raw" in c]
     service = one(render_chart(), "Service")
     assert f"/services/{service['metadata']['name']}:metrics/proxy/metrics" in raw[-1]

@@ -90,7 +90,8 @@ impl Kubectl {
     }
 }
 
-/// The CRD and the kuard example applied, as a user would.
+/// The CRDs and the kuard example applied, as a user would after installing the operator in
+/// namespace `avi-autoscaler` (where the example's AviController Secret goes).
 async fn with_kuard() -> (KubeStandin, Kubectl) {
     let s = start().await;
     let k = Kubectl::new(&s);
@@ -105,10 +106,23 @@ async fn with_kuard() -> (KubeStandin, Kubectl) {
         crd.trim(),
         "customresourcedefinition.apiextensions.k8s.io/aviautoscalers.autoscaling.avi.dev created"
     );
+    let avic_crd = k
+        .ok(&[
+            "apply",
+            "-f",
+            &workspace("config/crd/avicontrollers.autoscaling.avi.dev.yaml"),
+        ])
+        .await;
+    assert_eq!(
+        avic_crd.trim(),
+        "customresourcedefinition.apiextensions.k8s.io/avicontrollers.autoscaling.avi.dev created"
+    );
+    k.ok(&["create", "namespace", "avi-autoscaler"]).await;
     let out = k.ok(&["apply", "-k", &workspace("examples/kuard")]).await;
     for line in [
         "namespace/routing-ns1 created",
         "secret/avi-basic-auth created",
+        "avicontroller.autoscaling.avi.dev/homelab-avi created",
         "deployment.apps/kuard-deployment created",
         "aviautoscaler.autoscaling.avi.dev/kuard created",
     ] {
