@@ -219,12 +219,12 @@ async fn diagnose(args: &DoctorArgs, client: &Client, obj: &AviAutoscaler) -> Re
         Ok(r) => {
             report.checks.push(Check::pass(
                 "target",
-                format!("{target_name}: {} replicas", r.spec),
+                format!("{target_name}: {} replicas", r.replicas.spec),
             ));
             Ok(scaling::TargetState {
-                spec_replicas: r.spec,
-                status_replicas: r.status,
-                ready_replicas: r.ready,
+                spec_replicas: r.replicas.spec,
+                status_replicas: r.replicas.status,
+                ready_replicas: r.replicas.ready,
             })
         }
         Err(e) => {
