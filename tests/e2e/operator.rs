@@ -290,11 +290,19 @@ async fn configuration_errors_surface_as_conditions_and_events_and_scale_nothing
         .as_object_mut()
         .unwrap()
         .remove("resourceVersion");
+    // Each on a Deployment of its own: on one workload all but the oldest would hold with
+    // AmbiguousTarget instead of showing their own problem.
     let variant = |name: &str, patch: Value| {
         let mut v = base.clone();
         v["metadata"]["name"] = json!(name);
+        v["spec"]["scaleTargetRef"]["name"] = json!(name);
         e2e::merge(&mut v["spec"], &patch);
-        serde_json::to_string(&v).unwrap()
+        let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": NAMESPACE},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": {"containers": [{"name": "app", "image": "app"}]}}}});
+        format!("{deployment}\n---\n{v}")
     };
     cluster.apply(&variant(
         "no-secret",

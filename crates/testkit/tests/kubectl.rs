@@ -270,7 +270,9 @@ async fn get_shows_printer_columns_and_objects() {
     let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(
         header,
-        ["NAME", "TARGET", "METRIC", "MIN", "MAX", "REPLICAS", "AGE"]
+        [
+            "NAME", "TARGET", "METRIC", "MIN", "MAX", "REPLICAS", "MODE", "AGE"
+        ]
     );
     let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(
@@ -297,6 +299,7 @@ async fn get_shows_printer_columns_and_objects() {
             "MIN",
             "MAX",
             "REPLICAS",
+            "MODE",
             "READY",
             "AGE"
         ]

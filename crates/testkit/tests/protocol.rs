@@ -1109,13 +1109,14 @@ async fn tables_follow_the_crds_printer_columns() {
             ("Min", 0),
             ("Max", 0),
             ("Replicas", 0),
+            ("Mode", 0),
             ("Ready", 1),
             ("Age", 0)
         ]
     );
     let cells = &table["rows"][0]["cells"];
     assert_eq!(
-        &cells.as_array().unwrap()[..7],
+        &cells.as_array().unwrap()[..6],
         &[
             json!("x"),
             json!("web"),
@@ -1123,9 +1124,10 @@ async fn tables_follow_the_crds_printer_columns() {
             json!(1),
             json!(5),
             json!(2),
-            json!("True")
         ]
     );
+    // Mode (cell 6) is unset in this status; Ready follows it.
+    assert_eq!(cells[7], json!("True"));
     assert_eq!(table["rows"][0]["object"]["kind"], "PartialObjectMetadata");
 }
 
