@@ -83,6 +83,13 @@ pub struct AviAutoscalerStatus {
     /// (`Paused`), for the `Mode` printer column.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<Mode>,
+
+    /// The shard of the operator process that manages this autoscaler (its `--shard-index`;
+    /// 0 when the operator runs as one shard). Objects map to shards by a fixed hash of
+    /// `namespace/name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub shard: Option<i32>,
 }
 
 /// How the autoscaler acts on its decisions.

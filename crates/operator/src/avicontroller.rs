@@ -106,11 +106,16 @@ async fn probe(pctx: &ProbeContext, obj: &AviController) -> Probe {
 /// Probes one AviController and writes its status.
 #[instrument(skip_all, fields(name = obj.name_any()))]
 pub async fn reconcile(obj: Arc<AviController>, pctx: Arc<ProbeContext>) -> Result<Action, Error> {
+    let name = obj.name_any();
     if !pctx.ctx.leadership.is_leader() {
         debug!("not the leader: skipping");
         return Ok(Action::requeue(PROBE_INTERVAL));
     }
-    let name = obj.name_any();
+    // A cluster-scoped object belongs to the shard of "/<name>": one shard probes it.
+    if !pctx.ctx.shard.owns("", &name) {
+        debug!("another shard probes this AviController: skipping");
+        return Ok(Action::requeue(PROBE_INTERVAL));
+    }
     let found = probe(&pctx, &obj).await;
     let now = Timestamp::now();
     let previous = obj
@@ -148,7 +153,7 @@ pub async fn reconcile(obj: Arc<AviController>, pctx: Arc<ProbeContext>) -> Resu
         observed_generation: obj.metadata.generation,
     };
     // The probe may have waited on the network for long: confirm the lease before writing.
-    if let Err(why) = pctx.ctx.leadership.fence().await {
+    if let Err(why) = pctx.ctx.leadership.fence("", &name).await {
         warn!(
             error = &why as &dyn std::error::Error,
             "lease not confirmed: not writing the AviController's status"
@@ -184,7 +189,7 @@ pub async fn reconcile(obj: Arc<AviController>, pctx: Arc<ProbeContext>) -> Resu
             event_reason(found.reason)
         };
         let event = scaling::Event::new(reason, found.message);
-        if let Err(why) = pctx.ctx.leadership.fence().await {
+        if let Err(why) = pctx.ctx.leadership.fence("", &name).await {
             warn!(
                 error = &why as &dyn std::error::Error,
                 "lease not confirmed: not publishing the event"

@@ -216,6 +216,27 @@ pub struct RunArgs {
     #[arg(long, value_name = "ID", env = "POD_NAME")]
     pub identity: Option<String>,
 
+    /// Split the AviAutoscalers among N processes: an object belongs to shard
+    /// `fnv1a64("<namespace>/<name>") mod N` (docs/sharding.md). Each shard elects its leader on a
+    /// Lease of its own, `<lease-name>-<index>` (just `<lease-name>` with one shard).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024), env = "AVI_AUTOSCALER_SHARD_COUNT")]
+    pub shard_count: u32,
+
+    /// Which shard this process manages, from 0 to --shard-count minus 1.
+    #[arg(
+        long,
+        value_name = "I",
+        default_value_t = 0,
+        env = "AVI_AUTOSCALER_SHARD_INDEX"
+    )]
+    pub shard_index: u32,
+
+    /// Manage only the AviAutoscalers whose labels match this label selector (`team=web`,
+    /// `tier in (a,b)`, `!legacy`, terms joined by commas). The API server filters the watch;
+    /// shards then split what it passes.
+    #[arg(long, value_name = "SELECTOR", value_parser = parse_selector, env = "AVI_AUTOSCALER_SELECTOR")]
+    pub selector: Option<kube::core::Selector>,
+
     /// How many AviAutoscalers are reconciled at the same time.
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
@@ -263,6 +284,20 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    /// The shard this process manages; an error when the index does not fit the count.
+    pub fn shard(&self) -> Result<crate::shard::Shard, String> {
+        if self.shard_index >= self.shard_count {
+            return Err(format!(
+                "--shard-index {} is out of range: with --shard-count {} it must be below {}",
+                self.shard_index, self.shard_count, self.shard_count
+            ));
+        }
+        Ok(crate::shard::Shard {
+            index: self.shard_index,
+            count: self.shard_count,
+        })
+    }
+
     /// This replica's identity.
     pub fn identity(&self) -> String {
         self.identity
@@ -275,5 +310,187 @@ impl RunArgs {
                     .filter(|h| !h.is_empty())
                     .unwrap_or_else(|| format!("avi-autoscaler-{}", std::process::id()))
             })
+    }
+}
+
+/// Parses a label selector in the API server's syntax into kube's [`Selector`]: terms joined by
+/// commas, each `key`, `!key`, `key=value`, `key==value`, `key!=value`, `key in (v1,v2)` or
+/// `key notin (v1,v2)`; keys and values follow the rules of label keys and values.
+///
+/// [`Selector`]: kube::core::Selector
+pub fn parse_selector(text: &str) -> Result<kube::core::Selector, String> {
+    use kube::core::{Expression, Selector};
+    let mut terms = Vec::new();
+    let (mut depth, mut start) = (0u32, 0usize);
+    for (i, c) in text.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.checked_sub(1).ok_or("unbalanced ')'")?,
+            ',' if depth == 0 => {
+                terms.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if depth != 0 {
+        return Err("unbalanced '('".into());
+    }
+    terms.push(&text[start..]);
+    let mut expressions = Vec::new();
+    for term in terms {
+        let term = term.trim();
+        if term.is_empty() {
+            return Err(format!("an empty term in {text:?}"));
+        }
+        let set = |values: &str| -> Result<std::collections::BTreeSet<String>, String> {
+            let inner = values
+                .trim()
+                .strip_prefix('(')
+                .and_then(|v| v.strip_suffix(')'))
+                .ok_or_else(|| format!("{term:?}: the values must be in parentheses"))?;
+            inner
+                .split(',')
+                .map(|v| label_value(v.trim()).map(str::to_owned))
+                .collect()
+        };
+        let expression = if let Some(key) = term.strip_prefix('!') {
+            Expression::DoesNotExist(label_key(key.trim())?.to_owned())
+        } else if let Some((key, values)) = term.split_once(" notin ") {
+            Expression::NotIn(label_key(key.trim())?.to_owned(), set(values)?)
+        } else if let Some((key, values)) = term.split_once(" in ") {
+            Expression::In(label_key(key.trim())?.to_owned(), set(values)?)
+        } else if let Some((key, value)) = term.split_once("!=") {
+            Expression::NotEqual(
+                label_key(key.trim())?.to_owned(),
+                label_value(value.trim())?.to_owned(),
+            )
+        } else if let Some((key, value)) = term.split_once('=') {
+            let value = value.strip_prefix('=').unwrap_or(value);
+            Expression::Equal(
+                label_key(key.trim())?.to_owned(),
+                label_value(value.trim())?.to_owned(),
+            )
+        } else {
+            Expression::Exists(label_key(term)?.to_owned())
+        };
+        expressions.push(expression);
+    }
+    Ok(expressions.into_iter().collect::<Selector>())
+}
+
+/// A label key: an optional DNS-subdomain prefix and `/`, then a name of at most 63
+/// characters.
+fn label_key(key: &str) -> Result<&str, String> {
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    if let Some(prefix) = prefix {
+        let valid = !prefix.is_empty()
+            && prefix.len() <= 253
+            && prefix.split('.').all(|part| {
+                !part.is_empty()
+                    && part
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    && !part.starts_with('-')
+                    && !part.ends_with('-')
+            });
+        if !valid {
+            return Err(format!(
+                "{key:?}: the prefix of a label key must be a DNS subdomain"
+            ));
+        }
+    }
+    if name.is_empty() || !is_label_name(name) {
+        return Err(format!(
+            "{key:?} is not a label key: at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+        ));
+    }
+    Ok(key)
+}
+
+/// A label value: empty, or like the name part of a key.
+fn label_value(value: &str) -> Result<&str, String> {
+    if value.is_empty() || is_label_name(value) {
+        Ok(value)
+    } else {
+        Err(format!(
+            "{value:?} is not a label value: at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+        ))
+    }
+}
+
+fn is_label_name(s: &str) -> bool {
+    s.len() <= 63
+        && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && s.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selectors_parse_into_the_api_servers_syntax() {
+        for (text, expected) in [
+            ("team=web", "team=web"),
+            ("team==web", "team=web"),
+            ("team!=web", "team!=web"),
+            ("team", "team"),
+            ("!legacy", "!legacy"),
+            (
+                "tier in (a, b),example.com/x notin (c)",
+                "tier in (a,b),example.com/x notin (c)",
+            ),
+            ("a=1, b", "a=1,b"),
+        ] {
+            assert_eq!(
+                parse_selector(text).unwrap().to_string(),
+                expected,
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_selector_is_refused_with_a_reason() {
+        for text in [
+            "",
+            "a=1,",
+            "tier in (a",
+            "tier in a",
+            "-bad=1",
+            "a=b c",
+            "Bad_/x=1",
+            "a=(b)",
+        ] {
+            assert!(parse_selector(text).is_err(), "{text:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn the_shard_index_must_fit_the_count() {
+        let args = |extra: &[&str]| {
+            let cli = Cli::try_parse_from(["avi-autoscaler", "run"].iter().chain(extra)).unwrap();
+            let Command::Run(args) = cli.command else {
+                unreachable!("parsed run")
+            };
+            args
+        };
+        assert_eq!(args(&[]).shard().unwrap(), crate::shard::Shard::ALL);
+        assert!(
+            args(&["--shard-count", "3", "--shard-index", "2"])
+                .shard()
+                .is_ok()
+        );
+        let err = args(&["--shard-count", "2", "--shard-index", "2"])
+            .shard()
+            .unwrap_err();
+        assert!(err.contains("below 2"), "{err}");
+        assert!(Cli::try_parse_from(["avi-autoscaler", "run", "--shard-count", "0"]).is_err());
     }
 }

@@ -50,6 +50,10 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// (see `avi::PollerSettings::max_waiting_per_connection`) tries again after this long: by
 /// then the answer it asked for is usually cached.
 pub const DEFERRED_RETRY: Duration = Duration::from_millis(250);
+/// An object another shard's older Lease still claims (while the shard count changes) is looked
+/// at again after this long, so it is taken over within about a second of that Lease's release
+/// or expiry.
+pub const SHARD_WAIT_RECHECK: Duration = Duration::from_secs(1);
 /// An invalid spec is looked at again after this long even without a change (the schema may
 /// have been bypassed by a stored object that a newer operator version reads differently).
 pub const INVALID_SPEC_RECHECK: Duration = Duration::from_secs(600);
@@ -72,6 +76,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Whether this replica may write.
     pub leadership: Leadership,
+    /// The shard this process manages (`--shard-index` of `--shard-count`).
+    pub shard: crate::shard::Shard,
     /// The AviController and Namespace caches `spec.controllerRef` is resolved from.
     pub controller_refs: crate::controller_ref::ControllerRefs,
     /// The namespace the Secrets of AviControllers are read from.
@@ -332,6 +338,17 @@ async fn reconcile_inner(
         .namespace()
         .ok_or_else(|| Error::NoNamespace(obj.name_any()))?;
     let name = obj.name_any();
+    // While the shard count changes, a process with the other count may still hold the object.
+    if let Err(wait) = ctx.leadership.claim(&namespace, &name) {
+        debug!(
+            error = &wait as &dyn std::error::Error,
+            "waiting for the object's shard"
+        );
+        return Ok((
+            Action::requeue(SHARD_WAIT_RECHECK),
+            ReconcileResult::ShardWait,
+        ));
+    }
     let labels = ObjectLabels {
         namespace: namespace.clone(),
         name: name.clone(),
@@ -423,7 +440,7 @@ async fn reconcile_inner(
     let dry_run = spec.as_ref().is_ok_and(|s| s.dry_run);
     if decision.scale && !dry_run {
         let from = decision.status.current_replicas;
-        if let Err(why) = ctx.leadership.fence().await {
+        if let Err(why) = ctx.leadership.fence(&namespace, &name).await {
             return Ok(fenced(&spec, &why, "scale"));
         }
         match ctx
@@ -478,6 +495,9 @@ async fn reconcile_inner(
         ctx.count_scale_conflict(obj, false);
     }
 
+    // The status says which shard manages the object; a process that took it over (from a
+    // shard count before) rewrites it.
+    decision.status.shard = Some(ctx.shard.status_index());
     // Metrics first: whoever sees the new status also finds /metrics up to date.
     record_metrics(ctx, &labels, &decision);
     if let Ok(spec) = &spec {
@@ -491,7 +511,7 @@ async fn reconcile_inner(
         }
     }
     let written = if obj.status.as_ref() != Some(&decision.status) {
-        if let Err(why) = ctx.leadership.fence().await {
+        if let Err(why) = ctx.leadership.fence(&namespace, &name).await {
             return Ok(fenced(&spec, &why, "status"));
         }
         patch_status(ctx, obj, &decision.status).await
@@ -556,8 +576,9 @@ async fn publish_events(
     events: &[scaling::Event],
 ) -> Result<(), Fenced> {
     let reference = obj.object_ref(&());
+    let (namespace, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
     for e in events {
-        ctx.leadership.fence().await?;
+        ctx.leadership.fence(&namespace, &name).await?;
         let ok = ctx.events.publish(&reference, e).await;
         ctx.metrics.kube_request("create", "events", ok.is_ok());
         if let Err(err) = ok {

@@ -177,7 +177,7 @@ async fn report_invalid(ctx: &Context, obj: &DynamicObject, message: &str) {
         "observedGeneration": obj.metadata.generation,
         "conditions": [condition(ConditionType::Ready), condition(ConditionType::ScalingActive)],
     }});
-    if let Err(why) = ctx.leadership.fence().await {
+    if let Err(why) = ctx.leadership.fence(&namespace, &name).await {
         warn!(
             namespace,
             name,
@@ -210,7 +210,7 @@ async fn report_invalid(ctx: &Context, obj: &DynamicObject, message: &str) {
     }
     let reference = obj.object_ref(&ar);
     let event = scaling::Event::new(EventReason::InvalidSpec, message);
-    if let Err(why) = ctx.leadership.fence().await {
+    if let Err(why) = ctx.leadership.fence(&namespace, &name).await {
         warn!(
             namespace,
             name,

@@ -9,6 +9,11 @@
 //! manager learns of a lost lease only at its next renewal. So every write is fenced
 //! ([`Leadership::fence`]): the Lease is read again and the write goes ahead only if it still
 //! names this replica and stays valid for longer than the write can take.
+//!
+//! With shards (`crate::shard`), each shard has a Lease of its own; the holder writes its shard
+//! count on it, and every replica keeps a cache of the shard Leases. A write for an object also
+//! needs that no older shard Lease claims the object ([`Leadership::claim`]), so processes with
+//! different shard counts never act on one object at the same time.
 
 use std::{
     sync::{
@@ -18,13 +23,22 @@ use std::{
     time::Duration,
 };
 
+use futures::StreamExt;
 use k8s_openapi::{api::coordination::v1::Lease, jiff::Timestamp};
-use kube::{Api, Client};
+use kube::{
+    Api, Client, ResourceExt,
+    api::{Patch, PatchParams},
+    runtime::{WatchStreamExt, reflector, reflector::Store, watcher},
+};
 use kube_lease_manager::{LeaseManagerBuilder, LeaseParams};
+use serde_json::json;
 use tokio::{sync::watch, task::JoinHandle};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
-use crate::telemetry::Metrics;
+use crate::{
+    shard::{SHARD_COUNT_ANNOTATION, ShardLease, Wait},
+    telemetry::Metrics,
+};
 
 /// Whether this replica may write.
 #[derive(Clone)]
@@ -32,6 +46,15 @@ pub struct Leadership {
     flag: Arc<AtomicBool>,
     /// Where to confirm the lease before a write; `None` when leader election is off.
     lease: Option<Arc<LeaseCheck>>,
+    /// The shard Leases, to know whether another shard's older Lease claims an object; `None`
+    /// when leader election is off.
+    shards: Option<Arc<ShardView>>,
+}
+
+/// This process's shard Lease and the cache of every Lease in its namespace.
+struct ShardView {
+    lease: ShardLease,
+    leases: Store<Lease>,
 }
 
 impl std::fmt::Debug for Leadership {
@@ -73,6 +96,10 @@ pub enum Fenced {
     /// The Lease could not be read, so it cannot be confirmed.
     #[error("reading the lease")]
     Unreadable(#[source] kube::Error),
+    /// Another shard's older Lease claims the object, or this replica's own shard Lease is not
+    /// confirmed yet.
+    #[error("waiting for the object's shard")]
+    Shard(#[source] Wait),
 }
 
 /// How long the lease in `spec` stays valid for `identity` after `now`, or why it does not.
@@ -128,7 +155,24 @@ impl Leadership {
         Leadership {
             flag: Arc::new(AtomicBool::new(true)),
             lease: None,
+            shards: None,
         }
+    }
+
+    /// Whether this replica's shard may act on the object `namespace/name` now, as the Lease
+    /// cache shows the shard Leases (no request). Without leader election every object may be
+    /// acted on.
+    pub fn claim(&self, namespace: &str, name: &str) -> Result<(), Wait> {
+        let Some(view) = &self.shards else {
+            return Ok(());
+        };
+        let leases = view.leases.state();
+        view.lease.may_act(
+            leases.iter().map(AsRef::as_ref),
+            namespace,
+            name,
+            Timestamp::now(),
+        )
     }
 
     /// Whether this replica holds the lease now, as the lease manager last saw it.
@@ -136,12 +180,14 @@ impl Leadership {
         self.flag.load(Ordering::Acquire)
     }
 
-    /// Checks, immediately before a write, that this replica still holds a lease that will
-    /// not expire before the write completes. Without leader election every write may go.
-    pub async fn fence(&self) -> Result<(), Fenced> {
+    /// Checks, immediately before a write about the object `namespace/name`, that this replica
+    /// still holds a lease that will not expire before the write completes, and that no older
+    /// shard Lease claims the object. Without leader election every write may go.
+    pub async fn fence(&self, namespace: &str, name: &str) -> Result<(), Fenced> {
         if !self.is_leader() {
             return Err(Fenced::NotLeader);
         }
+        self.claim(namespace, name).map_err(Fenced::Shard)?;
         let Some(check) = &self.lease else {
             return Ok(());
         };
@@ -173,6 +219,8 @@ pub struct LeaseSettings {
     pub duration: Duration,
     /// How long before expiry the holder renews.
     pub grace: Duration,
+    /// The shard this replica campaigns for, and the Lease names of all shards.
+    pub shard: ShardLease,
 }
 
 /// A running election: its leadership flag and the task that keeps it.
@@ -190,12 +238,14 @@ impl Election {
         settings: LeaseSettings,
         metrics: Arc<Metrics>,
     ) -> Result<Self, kube_lease_manager::LeaseManagerError> {
+        let client_for_leases = client.clone();
         let check = LeaseCheck {
             api: Api::namespaced(client.clone(), &settings.namespace),
             name: settings.name.clone(),
             identity: settings.identity.clone(),
             margin: fence_margin(settings.grace),
         };
+        let shard_lease = settings.shard.clone();
         let manager = LeaseManagerBuilder::new(client, &settings.name)
             .with_namespace(&settings.namespace)
             .with_parameters(
@@ -211,6 +261,10 @@ impl Election {
             )
             .build()
             .await?;
+        let (leases, leases_task) = watch_shard_leases(
+            Api::namespaced(client_for_leases, &settings.namespace),
+            settings.shard.clone(),
+        );
         let flag = Arc::new(AtomicBool::new(false));
         let (stop, mut stopped) = watch::channel(false);
         let leading = flag.clone();
@@ -236,6 +290,7 @@ impl Election {
                     _ = stopped.changed() => {
                         leading.store(false, Ordering::Release);
                         metrics.set_leader(false);
+                        leases_task.abort();
                         if let Err(e) = manager.release().await {
                             warn!(error = &e as &dyn std::error::Error, "releasing the lease failed");
                         } else {
@@ -250,6 +305,10 @@ impl Election {
             leadership: Leadership {
                 flag,
                 lease: Some(Arc::new(check)),
+                shards: Some(Arc::new(ShardView {
+                    lease: shard_lease,
+                    leases,
+                })),
             },
             stop,
             task,
@@ -261,6 +320,60 @@ impl Election {
         let _ = self.stop.send(true);
         let _ = self.task.await;
     }
+}
+
+/// Keeps a cache of the Leases in the lease namespace (the shard Leases are among them) and,
+/// whenever this replica's own shard Lease names it without its shard count, writes the count
+/// on it. The write carries the resourceVersion it was decided on, so it never lands on a Lease
+/// that changed holder in between.
+fn watch_shard_leases(api: Api<Lease>, shard: ShardLease) -> (Store<Lease>, JoinHandle<()>) {
+    let (reader, writer) = reflector::store();
+    let count = shard.shard.count.to_string();
+    let task = tokio::spawn(async move {
+        let mut stream = std::pin::pin!(
+            watcher(api.clone(), watcher::Config::default().any_semantic())
+                .default_backoff()
+                .reflect(writer)
+                .applied_objects()
+        );
+        while let Some(event) = stream.next().await {
+            let lease = match event {
+                Ok(lease) => lease,
+                Err(e) => {
+                    debug!(error = &e as &dyn std::error::Error, "watching the leases");
+                    continue;
+                }
+            };
+            let is_own = lease.name_any() == shard.name
+                && lease
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.holder_identity.as_deref())
+                    == Some(shard.identity.as_str());
+            if !is_own || lease.annotations().get(SHARD_COUNT_ANNOTATION) == Some(&count) {
+                continue;
+            }
+            let patch = json!({"metadata": {
+                "resourceVersion": lease.resource_version(),
+                "annotations": {SHARD_COUNT_ANNOTATION: count},
+            }});
+            let params = PatchParams {
+                field_manager: Some("avi-autoscaler-leader-election".to_owned()),
+                ..PatchParams::default()
+            };
+            match api.patch(&shard.name, &params, &Patch::Merge(&patch)).await {
+                Ok(_) => {
+                    info!(lease = %shard.name, shard = %shard.shard, "shard count written on the lease")
+                }
+                // A conflict means the Lease changed: its next event decides again.
+                Err(e) => debug!(
+                    error = &e as &dyn std::error::Error,
+                    "writing the shard count on the lease"
+                ),
+            }
+        }
+    });
+    (reader, task)
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ mod migrate;
 mod ownership;
 mod readiness;
 mod run;
+mod shard;
 mod shutdown;
 mod simulate;
 mod target;
@@ -91,6 +92,12 @@ fn main() -> ExitCode {
             }
         }
         cli::Command::Run(args) => {
+            if let Err(e) = args.shard() {
+                use clap::CommandFactory as _;
+                cli::Cli::command()
+                    .error(clap::error::ErrorKind::ArgumentConflict, e)
+                    .exit();
+            }
             telemetry::init_logging(args.log_format, &args.log_level);
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

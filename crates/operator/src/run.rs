@@ -43,6 +43,7 @@ use crate::{
     leader::{Election, Leadership, LeaseSettings},
     ownership::TargetKey,
     readiness::Readiness,
+    shard::{Shard, ShardFilter, ShardLease},
     shutdown::{Shutdown, ShutdownSignal},
     target::Targets,
     telemetry::Metrics,
@@ -92,8 +93,14 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let client = Client::try_from(kube_config).map_err(RunError::KubeConfig)?;
     let metrics = Arc::new(Metrics::new());
     let shutdown = Shutdown::new();
+    // `main` has checked that the index fits the count.
+    let shard = args.shard().unwrap_or(Shard::ALL);
+    if shard.count > 1 && !args.leader_election {
+        warn!(shard = %shard, "sharded without --leader-election: no shard Lease, so nothing keeps two processes from managing the same objects while the shard count changes");
+    }
 
-    let election = elect_leader(&args, &client, &metrics).await?;
+    metrics.set_shard_objects(shard, 0);
+    let election = elect_leader(&args, shard, &client, &metrics).await?;
     let leadership = election
         .as_ref()
         .map(|e| e.leadership.clone())
@@ -111,6 +118,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         leadership,
         refs,
         cluster_namespace,
+        shard,
     );
 
     let readiness = Readiness::new();
@@ -136,6 +144,8 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         health = %bound.health,
         namespaces = ?args.namespaces,
         leader_election = args.leader_election,
+        shard = %shard,
+        selector = args.selector.as_ref().map(ToString::to_string),
         inline_controllers = args.allow_inline_controllers,
         "avi-autoscaler running"
     );
@@ -154,6 +164,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
 /// replica always leads.
 async fn elect_leader(
     args: &RunArgs,
+    shard: Shard,
     client: &Client,
     metrics: &Arc<Metrics>,
 ) -> Result<Option<Election>, RunError> {
@@ -161,12 +172,14 @@ async fn elect_leader(
         metrics.set_leader(true);
         return Ok(None);
     }
+    let shard_lease = ShardLease::new(&args.lease_name, &args.identity(), shard);
     let settings = LeaseSettings {
         namespace: args.lease_namespace.clone(),
-        name: args.lease_name.clone(),
+        name: shard_lease.name.clone(),
         identity: args.identity(),
         duration: Duration::from_secs(args.lease_duration_seconds),
         grace: Duration::from_secs(args.lease_renew_grace_seconds),
+        shard: shard_lease,
     };
     info!(lease = %settings.name, namespace = %settings.namespace, identity = %settings.identity, "campaigning for the leader lease");
     Election::start(client.clone(), settings, metrics.clone())
@@ -183,6 +196,7 @@ fn context(
     leadership: Leadership,
     controller_refs: ControllerRefs,
     cluster_namespace: String,
+    shard: Shard,
 ) -> Arc<Context> {
     let avi_metrics = metrics.clone();
     let observer: avi::RequestObserver = Arc::new(move |ev: &avi::RequestEvent<'_>| {
@@ -221,6 +235,7 @@ fn context(
         events: Events::new(client.clone(), REPORTING_CONTROLLER, Some(args.identity())),
         metrics: metrics.clone(),
         leadership,
+        shard,
         controller_refs,
         cluster_namespace,
         owners: Default::default(),
@@ -273,6 +288,8 @@ impl Scope {
 struct Controllers {
     tasks: Vec<JoinHandle<()>>,
     stores: Vec<Store<AviAutoscaler>>,
+    /// Stripped copies of the AviAutoscalers of other shards, one store per scope.
+    others: Vec<Store<AviAutoscaler>>,
     /// One per AviAutoscaler Controller: names of AviControllers whose spec or readiness
     /// changed, so their autoscalers are reconciled at once.
     avic_changes: Vec<mpsc::UnboundedSender<String>>,
@@ -291,19 +308,35 @@ impl Controllers {
         let mut controllers = Controllers {
             tasks: Vec::new(),
             stores: Vec::new(),
+            others: Vec::new(),
             avic_changes: Vec::new(),
         };
-        for scope in Scope::of(args) {
+        let scopes = Scope::of(args);
+        let single_scope = scopes.len() == 1;
+        for scope in scopes {
             let (reader, writer) = reflector::store();
             let mut synced = readiness.add_watch();
             let decoder = Decoder::new(ctx.clone(), reader.clone());
+            let (shard_metrics, shard, counted) = (ctx.metrics.clone(), ctx.shard, reader.clone());
+            let (others, others_writer) = reflector::store();
+            let mut shard_filter = ShardFilter::new(ctx.shard, others_writer);
+            ctx.owners.add_autoscalers(others.clone());
+            controllers.others.push(others);
+            let mut config = watcher::Config::default().any_semantic();
+            if let Some(selector) = &args.selector {
+                // The API server filters: objects outside the selector never reach this process.
+                config = config.labels_from(selector);
+            }
             // Reconcile on spec changes only: the operator's own status writes would otherwise
             // trigger a reconcile each. Timers (requeue) cover everything else.
-            let stream = watcher(scope.api(client), watcher::Config::default().any_semantic())
+            let stream = watcher(scope.api(client), config)
                 .default_backoff()
                 .filter_map(move |event| {
                     future::ready(match event {
-                        Ok(event) => decoder.event(event).map(Ok),
+                        Ok(event) => decoder
+                            .event(event)
+                            .and_then(|e| shard_filter.event(e))
+                            .map(Ok),
                         Err(e) => Some(Err(e)),
                     })
                 })
@@ -311,6 +344,11 @@ impl Controllers {
                 .inspect(move |event| {
                     if matches!(event, Ok(watcher::Event::InitDone)) {
                         synced.synced();
+                    }
+                    // With one scope its cache is all the shard holds: the count follows it
+                    // (the sweep in `forget_deleted_objects` sums several scopes).
+                    if single_scope && event.is_ok() {
+                        shard_metrics.set_shard_objects(shard, counted.len());
                     }
                 })
                 .applied_objects()
@@ -460,7 +498,8 @@ impl Controllers {
             ctx: ctx.clone(),
             namespace: ctx.cluster_namespace.clone(),
             refs: ctx.controller_refs.clone(),
-            autoscalers: self.stores.clone(),
+            // Every shard's autoscalers count: the others' stripped copies keep controllerRef.
+            autoscalers: self.stores.iter().chain(&self.others).cloned().collect(),
         });
         self.tasks.push(tokio::spawn(async move {
             controller
@@ -562,6 +601,7 @@ async fn forget_deleted_objects(
             .collect();
         let uids: HashSet<String> = objects.iter().filter_map(|o| o.uid()).collect();
         ctx.metrics.set_objects(names.len());
+        ctx.metrics.set_shard_objects(ctx.shard, names.len());
         ctx.metrics
             .retain_objects(|ns, name| names.contains(&(ns.to_owned(), name.to_owned())));
         ctx.events.retain_objects(|uid| uids.contains(uid));

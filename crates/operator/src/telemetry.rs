@@ -52,16 +52,19 @@ pub enum ReconcileResult {
     NotLeader,
     /// Put off for a moment: enough reconciles already wait on the same Avi controller.
     Deferred,
+    /// Skipped: while the shard count changes, an older shard Lease still claims the object.
+    ShardWait,
 }
 
 impl ReconcileResult {
-    /// The label value: `success`, `error`, `not_leader` or `deferred`.
+    /// The label value: `success`, `error`, `not_leader`, `deferred` or `shard_wait`.
     pub fn as_str(self) -> &'static str {
         match self {
             ReconcileResult::Success => "success",
             ReconcileResult::Error => "error",
             ReconcileResult::NotLeader => "not_leader",
             ReconcileResult::Deferred => "deferred",
+            ReconcileResult::ShardWait => "shard_wait",
         }
     }
 }
@@ -138,6 +141,11 @@ struct ConditionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ShardLabels {
+    shard: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ControllerLabels {
     name: String,
 }
@@ -169,6 +177,7 @@ pub struct Metrics {
     ready_replicas: Family<ObjectLabels, Gauge>,
     reconciles_in_flight: Gauge,
     objects_watched: Gauge,
+    shard_objects: Family<ShardLabels, Gauge>,
     resident_memory: Gauge,
     scale_events: Family<ScaleLabels, Counter>,
     ready: Family<ObjectLabels, Gauge>,
@@ -209,6 +218,7 @@ impl Metrics {
             ready_replicas: Family::default(),
             reconciles_in_flight: Gauge::default(),
             objects_watched: Gauge::default(),
+            shard_objects: Family::default(),
             resident_memory: Gauge::default(),
             scale_events: Family::default(),
             ready: Family::default(),
@@ -286,6 +296,11 @@ impl Metrics {
             "AviAutoscalers in the operator's watch caches",
             m.objects_watched.clone(),
         );
+        registry.register(
+            "shard_objects",
+            "AviAutoscalers this process's shard manages (label shard: its --shard-index)",
+            m.shard_objects.clone(),
+        );
         registry.register_with_unit(
             "resident_memory",
             "Resident memory of the operator process",
@@ -346,6 +361,15 @@ impl Metrics {
     /// Records how many AviAutoscalers the watches hold.
     pub fn set_objects(&self, count: usize) {
         self.objects_watched
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    /// Sets how many AviAutoscalers belong to `shard` (and match `--selector`).
+    pub fn set_shard_objects(&self, shard: crate::shard::Shard, count: usize) {
+        self.shard_objects
+            .get_or_create(&ShardLabels {
+                shard: shard.index.to_string(),
+            })
             .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
