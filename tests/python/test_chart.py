@@ -47,7 +47,7 @@ CLUSTER_RULES = [
 # only with inline connections allowed.
 SECRETS_RULES = [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
 INLINE_OPERATOR_RULES = OPERATOR_RULES + SECRETS_RULES
-LEASE_RULES = [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "patch"]}]
+LEASE_RULES = [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "list", "watch", "create", "patch"]}]
 
 
 def workspace_version() -> str:
