@@ -62,6 +62,7 @@ VALUE_SETS: dict[str, dict] = {
         "metrics": {"serviceMonitor": {"enabled": True, "interval": "15s", "labels": {"release": "kube-prometheus-stack"}}}
     },
     "pdb-on": {"podDisruptionBudget": {"enabled": True}},
+    "sharded": {"sharding": {"shards": 3}, "labelSelector": "team in (web,shop)", "podDisruptionBudget": {"enabled": True}},
     "single-replica-no-leader-election": {"replicaCount": 1, "leaderElection": {"enabled": False}},
     "custom-scale-targets": {
         "rbac": {"extraScaleTargets": [{"apiGroup": "argoproj.io", "resources": ["rollouts"]}]}

@@ -194,8 +194,9 @@ def restricted_pod_security_violations(deployment: dict) -> list[str]:
 
 @pytest.mark.parametrize("name", sorted(VALUE_SETS))
 def test_pods_meet_the_restricted_pod_security_standard(name: str) -> None:
-    deployment = one(render_chart(VALUE_SETS[name]), "Deployment")
-    assert restricted_pod_security_violations(deployment) == []
+    # One Deployment, or one per shard.
+    for deployment in find(render_chart(VALUE_SETS[name]), "Deployment"):
+        assert restricted_pod_security_violations(deployment) == []
 
 
 def test_the_restricted_check_can_fail() -> None:
@@ -319,6 +320,71 @@ def test_pdb_selects_the_operator_pods() -> None:
     assert find(render_chart(), "PodDisruptionBudget") == []
 
 
+def test_one_shard_renders_the_unsharded_deployment() -> None:
+    objects = render_chart()
+    (deployment,) = find(objects, "Deployment")
+    assert deployment["metadata"]["name"] == "avi-autoscaler"
+    assert "autoscaling.avi.dev/shard" not in deployment["spec"]["selector"]["matchLabels"]
+    args = operator_container(objects)["args"]
+    assert not any(a.startswith(("--shard-", "--selector", "--lease-name=")) for a in args)
+
+
+def test_shards_render_one_deployment_each_with_its_own_lease() -> None:
+    objects = render_chart(VALUE_SETS["sharded"])
+    deployments = find(objects, "Deployment")
+    assert [d["metadata"]["name"] for d in deployments] == [f"avi-autoscaler-shard-{i}" for i in range(3)]
+    selectors = []
+    for i, deployment in enumerate(deployments):
+        assert deployment["spec"]["replicas"] == 2
+        selector = deployment["spec"]["selector"]["matchLabels"]
+        assert selector["autoscaling.avi.dev/shard"] == str(i)
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert selector.items() <= labels.items()
+        selectors.append(selector)
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        args = container["args"]
+        assert args[-3:] == ["--shard-count=3", f"--shard-index={i}", "--selector=team in (web,shop)"]
+        # The Lease is --lease-name (the binary's default, avi-autoscaler) suffixed with the
+        # index: every shard campaigns on a Lease of its own, in the release namespace.
+        assert "--leader-election" in args and "--lease-namespace=$(POD_NAMESPACE)" in args
+        assert not any(a.startswith("--lease-name=") for a in args)
+    # No Deployment selects another shard's pods.
+    for i, selector in enumerate(selectors):
+        for j, other in enumerate(deployments):
+            if i != j:
+                assert not selector.items() <= other["spec"]["template"]["metadata"]["labels"].items()
+    # One budget per shard, selecting that shard's pods.
+    pdbs = find(objects, "PodDisruptionBudget")
+    assert [p["spec"]["selector"]["matchLabels"] for p in pdbs] == selectors
+    # The Lease rules let every pod see the other shards' Leases.
+    assert one(objects, "Role", "avi-autoscaler-leader-election")["rules"] == LEASE_RULES
+    # The metrics Service scrapes every shard.
+    service = one(objects, "Service", "avi-autoscaler-metrics")
+    for deployment in deployments:
+        assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+
+
+def test_the_lease_name_suffix_matches_the_binary() -> None:
+    """The chart documents the Leases as avi-autoscaler-<i>: the binary's default --lease-name
+    with the shard index."""
+    cli = (ROOT / "crates" / "operator" / "src" / "cli.rs").read_text()
+    assert 'long, value_name = "NAME", default_value = "avi-autoscaler"' in cli
+    shard = (ROOT / "crates" / "operator" / "src" / "shard.rs").read_text()
+    assert 'format!("{base}-{}", shard.index)' in shard
+    assert "avi-autoscaler-<i>" in render_notes(VALUE_SETS["sharded"])
+
+
+def test_notes_explain_the_shards_and_how_to_change_their_count() -> None:
+    notes = render_notes(VALUE_SETS["sharded"])
+    for i in range(3):
+        assert f"rollout status deployment/avi-autoscaler-shard-{i}" in notes
+    assert "split among 3 shards" in notes
+    assert "sharding.shards=N" in notes
+    assert "no object is ever scaled" in notes
+    assert 'Only AviAutoscalers whose labels match "team in (web,shop)" are managed.' in notes
+    assert "split among" not in render_notes()
+
+
 def test_without_leader_election_there_is_no_lease_access() -> None:
     objects = render_chart(VALUE_SETS["single-replica-no-leader-election"])
     args = operator_container(objects)["args"]
@@ -439,6 +505,7 @@ BAD_VALUES = [
     ({"rbac": {"extraScaleTargets": [{"apiGroup": "*", "resources": ["rollouts"]}]}}, "/rbac/extraScaleTargets/0/apiGroup"),
     ({"rbac": {"extraScaleTargets": [{"resources": ["rollouts"]}]}}, "/rbac/extraScaleTargets/0"),
     ({"podDisruptionBudget": {"maxUnavailable": 0}}, "/podDisruptionBudget/maxUnavailable"),
+    ({"sharding": {"shards": 0}}, "/sharding/shards"),
     ({"podLabels": {"team": 7}}, "/podLabels/team"),
     ({"resources": {"requets": {"cpu": "1"}}}, "additional properties 'requets'"),
 ]
@@ -465,6 +532,10 @@ def test_defaults_satisfy_the_schema() -> None:
 
 TEMPLATE_GUARDS = [
     ({"leaderElection": {"enabled": False}}, "replicaCount > 1 needs leaderElection.enabled"),
+    (
+        {"replicaCount": 1, "leaderElection": {"enabled": False}, "sharding": {"shards": 2}},
+        "sharding.shards > 1 needs leaderElection.enabled",
+    ),
     ({"metrics": {"enabled": False, "serviceMonitor": {"enabled": True}}}, "metrics.serviceMonitor.enabled needs metrics.enabled"),
     ({"serviceAccount": {"create": False}}, "serviceAccount.name must name an existing ServiceAccount"),
 ]

@@ -207,7 +207,7 @@ def test_a_binding_to_a_missing_role_is_an_input_error() -> None:
 
 def test_sample_log_is_allowed_and_uses_every_rule_of_the_default_install() -> None:
     report = audit(sample_requests(), chart_manifests(), SERVICE_ACCOUNT, user_agent_prefix=OPERATOR_AGENT)
-    assert report.requests == 29
+    assert report.requests == 31
     assert report.ok, report.render()
 
 
@@ -384,7 +384,7 @@ def test_command_line(tmp_path: Path) -> None:
     common = ["--log", str(SAMPLE_LOG), "--manifests", str(rendered), "--service-account", SERVICE_ACCOUNT]
     ok = run_cli(*common, "--user-agent-prefix", OPERATOR_AGENT)
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert "29 requests checked" in ok.stdout
+    assert "31 requests checked" in ok.stdout
     refused = run_cli(*common)
     assert refused.returncode == 1
     assert "GET /api/v1/namespaces/routing-ns1/pods?labelSelector=app%3Dkuard -> 200" in refused.stdout

@@ -39,6 +39,18 @@ app.kubernetes.io/name: {{ include "avi-autoscaler.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
+{{/* The name of shard (index) of the operator's Deployments, from (list . index): the full
+name with one shard, <fullname>-shard-<index> with several. */}}
+{{- define "avi-autoscaler.shardName" -}}
+{{- $root := index . 0 }}
+{{- $fullname := include "avi-autoscaler.fullname" $root }}
+{{- if gt (int $root.Values.sharding.shards) 1 }}
+{{- printf "%s-shard-%d" $fullname (index . 1) }}
+{{- else }}
+{{- $fullname }}
+{{- end }}
+{{- end }}
+
 {{/* The operator's ServiceAccount. */}}
 {{- define "avi-autoscaler.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
