@@ -340,7 +340,10 @@ fn watch_shard_leases(api: Api<Lease>, shard: ShardLease) -> (Store<Lease>, Join
             let lease = match event {
                 Ok(lease) => lease,
                 Err(e) => {
-                    debug!(error = &e as &dyn std::error::Error, "watching the leases");
+                    warn!(
+                        error = &e as &dyn std::error::Error,
+                        "watching the leases (needs list and watch on leases): writes wait until it works"
+                    );
                     continue;
                 }
             };
