@@ -338,16 +338,26 @@ async fn reconcile_inner(
         .namespace()
         .ok_or_else(|| Error::NoNamespace(obj.name_any()))?;
     let name = obj.name_any();
-    // While the shard count changes, a process with the other count may still hold the object.
+    // This replica's Lease must show it holding its shard; and while the shard count changes, a
+    // process with the other count may still hold the object.
     if let Err(wait) = ctx.leadership.claim(&namespace, &name) {
-        debug!(
-            error = &wait as &dyn std::error::Error,
-            "waiting for the object's shard"
-        );
-        return Ok((
-            Action::requeue(SHARD_WAIT_RECHECK),
-            ReconcileResult::ShardWait,
-        ));
+        let result = match wait {
+            crate::shard::Wait::NotConfirmed { .. } => {
+                warn!(
+                    error = &wait as &dyn std::error::Error,
+                    "lease not confirmed: skipping the reconcile"
+                );
+                ReconcileResult::NotLeader
+            }
+            crate::shard::Wait::ClaimedBy { .. } | crate::shard::Wait::OtherShard { .. } => {
+                debug!(
+                    error = &wait as &dyn std::error::Error,
+                    "waiting for the object's shard"
+                );
+                ReconcileResult::ShardWait
+            }
+        };
+        return Ok((Action::requeue(SHARD_WAIT_RECHECK), result));
     }
     let labels = ObjectLabels {
         namespace: namespace.clone(),

@@ -149,7 +149,13 @@ impl Decoder {
             reason = %message,
             "skipping an AviAutoscaler that cannot be decoded"
         );
-        if !self.ctx.leadership.is_leader() {
+        // Only the leader of the object's shard reports it.
+        if !self.ctx.leadership.is_leader()
+            || !self
+                .ctx
+                .shard
+                .owns(&obj.namespace().unwrap_or_default(), &obj.name_any())
+        {
             return;
         }
         let ctx = self.ctx.clone();

@@ -160,6 +160,14 @@ impl Claim {
 /// Why this process does not act on an object now.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Wait {
+    /// The object belongs to another shard of this process's count.
+    #[error("the object belongs to shard {owner}, not to this process's shard {shard}")]
+    OtherShard {
+        /// The object's shard under this process's count.
+        owner: u32,
+        /// This process's shard.
+        shard: Shard,
+    },
     /// This process's own Lease does not show it holding this shard yet (not acquired, the
     /// shard count not written, or not seen in the Lease cache yet).
     #[error("this replica's lease {lease} does not show it holding shard {shard} yet")]
@@ -217,6 +225,12 @@ impl ShardLease {
         name: &str,
         now: Timestamp,
     ) -> Result<(), Wait> {
+        if !self.shard.owns(namespace, name) {
+            return Err(Wait::OtherShard {
+                owner: shard_of(namespace, name, self.shard.count),
+                shard: self.shard,
+            });
+        }
         let claims: BTreeMap<String, Claim> = leases
             .into_iter()
             .filter_map(|l| Claim::of(l, &self.base, now))
@@ -468,6 +482,20 @@ mod tests {
     }
 
     #[test]
+    fn another_shards_object_is_never_acted_on() {
+        let (_, moving) = objects();
+        let leases = [lease("aas-0", "p", 0, 4, Some(2))];
+        let shard0 = Shard { index: 0, count: 2 };
+        assert_eq!(
+            ShardLease::new("aas", "p", shard0).may_act(&leases, moving.0, moving.1, at(5)),
+            Err(Wait::OtherShard {
+                owner: 1,
+                shard: shard0
+            })
+        );
+    }
+
+    #[test]
     fn an_own_lease_without_this_count_or_holder_waits() {
         let (stays, _) = objects();
         let new = Shard { index: 0, count: 3 };
@@ -502,12 +530,12 @@ mod tests {
         assert!(
             ShardLease::new("aas", "new0", new0)
                 .may_act(&leases, stays.0, stays.1, at(5))
-                .is_err()
+                .is_err_and(|w| matches!(w, Wait::ClaimedBy { lease, .. } if lease == "aas"))
         );
         assert!(
             ShardLease::new("aas", "new1", new1)
                 .may_act(&leases, moving.0, moving.1, at(5))
-                .is_err()
+                .is_err_and(|w| matches!(w, Wait::ClaimedBy { lease, .. } if lease == "aas"))
         );
     }
 }
