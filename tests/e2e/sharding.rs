@@ -12,6 +12,9 @@
 //!   start while the two old leaders still run, then the old ones stop one by one. While both
 //!   counts are live, no object is written by two processes: each object's writes during the
 //!   change come only from its new shard, and every object ends up in it.
+//! - `--selector` goes to the API server with the watch: only matching objects are managed.
+//! - Bad shard flags (an index out of range, a count of 0, a malformed selector) stop the
+//!   process at start with the reason.
 
 use std::{
     collections::BTreeMap,
@@ -411,4 +414,100 @@ async fn shards_split_the_objects_hand_over_on_a_crash_and_move_without_overlap(
         in_shard(2, 3)
     );
     drop((n0, n1, n2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_selector_limits_the_objects_to_those_it_matches() {
+    let cluster = Cluster::start(Duration::from_millis(300)).await;
+    cluster.install_crd();
+    let sim = Sim::start(SimConfig::new(Scenario::builtin(PASSWORD)).paused())
+        .await
+        .expect("avi-sim starts");
+    // kuard is unlabelled; two more autoscalers on workloads of their own, one labelled.
+    cluster.apply(&e2e::kuard_manifests(&sim, PASSWORD, &json!({})));
+    for (name, labels) in [
+        ("web", json!({"team": "web"})),
+        ("shop", json!({"team": "shop"})),
+    ] {
+        cluster
+            .kube
+            .store()
+            .create(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": name, "namespace": NAMESPACE},
+                "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                         "template": {"metadata": {"labels": {"app": name}},
+                                      "spec": {"containers": [{"name": "app", "image": "app"}]}}}}))
+            .expect("deployment");
+        let mut aas = kuard_autoscaler(&sim, &json!({}));
+        aas["metadata"] = json!({"name": name, "namespace": NAMESPACE, "labels": labels});
+        aas["spec"]["scaleTargetRef"]["name"] = json!(name);
+        cluster.kube.store().create(aas).expect("created");
+    }
+    let operator = Operator::start(
+        &cluster,
+        "web-team",
+        &[ALLOW_INLINE, "--selector", "team in (web)"],
+    );
+    // The request log records a write when its answer is sent, just after the store changed.
+    cluster
+        .wait("web's status written", |c| {
+            writers(&c.kube.requests())
+                .contains_key("web")
+                .then_some(())
+        })
+        .await;
+    assert_eq!(
+        cluster
+            .autoscaler_named("web")
+            .and_then(|o| o.pointer("/status/shard").cloned()),
+        Some(json!(0))
+    );
+    // The watch asked the API server for the selector; nothing else was kept or written.
+    let watches: Vec<String> = cluster
+        .kube
+        .requests()
+        .iter()
+        .filter(|r| r.client.as_deref() == Some("web-team") && r.path.ends_with("/aviautoscalers"))
+        .map(|r| r.query.clone())
+        .collect();
+    assert!(
+        !watches.is_empty() && watches.iter().all(|q| q.contains("labelSelector=team")),
+        "{watches:?}"
+    );
+    let written = writers(&cluster.kube.requests());
+    assert_eq!(written.keys().collect::<Vec<_>>(), ["web"], "{written:?}");
+    assert_eq!(
+        sample(&operator, "avi_autoscaler_shard_objects", "shard=\"0\"").await,
+        Some(1.0)
+    );
+    for name in [AUTOSCALER, "shop"] {
+        assert!(
+            cluster
+                .autoscaler_named(name)
+                .and_then(|o| o.get("status").cloned())
+                .is_none()
+        );
+    }
+}
+
+#[test]
+fn bad_shard_flags_stop_the_operator_with_the_reason() {
+    for (args, reason) in [
+        (
+            &["--shard-count", "2", "--shard-index", "2"][..],
+            "--shard-index 2 is out of range",
+        ),
+        (&["--shard-count", "0"][..], "--shard-count"),
+        (&["--selector", "team in web"][..], "must be in parentheses"),
+    ] {
+        let out = std::process::Command::new(e2e::workspace_bin("avi-autoscaler"))
+            .arg("run")
+            .args(args)
+            .env_remove("KUBECONFIG")
+            .output()
+            .expect("avi-autoscaler runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(reason), "{args:?}: {stderr}");
+    }
 }
