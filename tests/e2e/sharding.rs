@@ -286,9 +286,12 @@ async fn shards_split_the_objects_hand_over_on_a_crash_and_move_without_overlap(
         .await;
     }
     eprintln!(
-        "2 shards: {} and {} objects",
+        "2 shards: {} and {} objects; RSS s0a {:?} KiB, s0b {:?} KiB, s1 {:?} KiB",
         in_shard(0, 2),
-        in_shard(1, 2)
+        in_shard(1, 2),
+        s0a.rss_kib(),
+        s0b.rss_kib(),
+        s1.rss_kib()
     );
 
     // Shard 0's leader crashes: the standby holds the Lease and acts within one lease duration

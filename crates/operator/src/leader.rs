@@ -361,7 +361,7 @@ fn watch_shard_leases(api: Api<Lease>, shard: ShardLease) -> (Store<Lease>, Join
                 "annotations": {SHARD_COUNT_ANNOTATION: count},
             }});
             let params = PatchParams {
-                field_manager: Some("avi-autoscaler-leader-election".to_owned()),
+                field_manager: Some("avi-autoscaler-shard".to_owned()),
                 ..PatchParams::default()
             };
             match api.patch(&shard.name, &params, &Patch::Merge(&patch)).await {
