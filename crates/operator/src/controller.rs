@@ -34,6 +34,7 @@ use tracing::{debug, info, instrument, warn};
 use crate::{
     connection::{Connections, SecretOrigin},
     events::Events,
+    history::{StatusMemory, Write},
     inline::InlinePolicy,
     leader::{Fenced, Leadership},
     target::Targets,
@@ -82,6 +83,8 @@ pub struct Context {
     pub failures: Mutex<HashMap<ObjectRef<AviAutoscaler>, u32>>,
     /// Consecutive reconciles per object whose `/scale` write met a 409.
     pub scale_conflicts: Mutex<HashMap<ObjectRef<AviAutoscaler>, u32>>,
+    /// Statuses decided that the cached objects do not show yet.
+    pub statuses: StatusMemory,
 }
 
 impl Context {
@@ -104,6 +107,7 @@ impl Context {
             .lock()
             .expect("conflict lock poisoned")
             .remove(&ObjectRef::from(obj));
+        self.statuses.forget(obj);
     }
 
     /// Counts one more `/scale` conflict of `obj` in a row (or resets the count after a
@@ -167,6 +171,17 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the write met a 409: the object changed after the version it was made from.
+    pub fn is_conflict(&self) -> bool {
+        matches!(
+            self,
+            Error::PatchStatus {
+                source: kube::Error::Api(status),
+                ..
+            } if status.code == 409
+        )
+    }
+
     /// A fixed, low-cardinality name for metrics and logs.
     pub fn category(&self) -> &'static str {
         match self {
@@ -384,6 +399,15 @@ async fn reconcile_inner(
         ctx.metrics.set_ready_replicas(&labels, t.ready());
     }
 
+    // The status history: the cached one, or a newer one this replica decided and the cache
+    // does not show yet (a scale whose status write failed, a write the watch has not brought).
+    let history = ctx.statuses.history(obj);
+    if history.remembered {
+        debug!(
+            stored = history.stored,
+            "deciding from a status the cached object does not show yet"
+        );
+    }
     let now = Timestamp::now();
     let mut decision = match &spec {
         Ok(_) if let Some(hold) = &hold => {
@@ -391,7 +415,7 @@ async fn reconcile_inner(
             scaling::decide_held(&scaling::HeldInputs {
                 hold,
                 generation: obj.metadata.generation,
-                status: obj.status.as_ref(),
+                status: history.status.as_ref(),
                 target,
                 now,
             })
@@ -399,7 +423,7 @@ async fn reconcile_inner(
         Ok(spec) => scaling::decide(&scaling::Inputs {
             spec,
             generation: obj.metadata.generation,
-            status: obj.status.as_ref(),
+            status: history.status.as_ref(),
             target,
             samples,
             now,
@@ -409,7 +433,7 @@ async fn reconcile_inner(
             scaling::decide_invalid(&scaling::InvalidInputs {
                 invalid,
                 generation: obj.metadata.generation,
-                status: obj.status.as_ref(),
+                status: history.status.as_ref(),
                 target,
                 now,
             })
@@ -417,6 +441,7 @@ async fn reconcile_inner(
     };
 
     let mut scale_error = None;
+    let mut scaled = false;
     // A dry run publishes its decisions and never writes /scale; the engine already returns
     // none to write, and the write path says it once more, since this is the promise a dry run
     // makes next to another autoscaler.
@@ -437,6 +462,7 @@ async fn reconcile_inner(
             .await
         {
             Ok(()) => {
+                scaled = true;
                 ctx.count_scale_conflict(obj, false);
                 ctx.metrics.kube_request("patch", "scale", true);
                 ctx.metrics.scaled(&labels, from, decision.desired_replicas);
@@ -490,14 +516,59 @@ async fn reconcile_inner(
             );
         }
     }
-    let written = if obj.status.as_ref() != Some(&decision.status) {
+    // A status this decision must not lose: its scale happened, or it carries one that did.
+    let must_keep = scaled || history.remembered;
+    let written = if !history.stored || history.status.as_ref() != Some(&decision.status) {
         if let Err(why) = ctx.leadership.fence().await {
+            if must_keep {
+                ctx.statuses
+                    .remember(obj, &history, &decision.status, Write::Lost);
+            }
             return Ok(fenced(&spec, &why, "status"));
         }
-        patch_status(ctx, obj, &decision.status).await
+        patch_status(
+            ctx,
+            obj,
+            &decision.status,
+            history.resource_version.as_deref(),
+        )
+        .await
+        .map(Some)
     } else {
-        Ok(())
+        Ok(None)
     };
+    match &written {
+        Ok(Some(resource_version)) => ctx.statuses.remember(
+            obj,
+            &history,
+            &decision.status,
+            Write::Stored {
+                resource_version: resource_version.clone(),
+            },
+        ),
+        Ok(None) => {}
+        Err(_) if must_keep => {
+            ctx.statuses
+                .remember(obj, &history, &decision.status, Write::Lost)
+        }
+        Err(_) => {}
+    }
+    if let Err(e) = &written
+        && e.is_conflict()
+    {
+        // The object changed after the version this decision was made from (its spec, or a
+        // status written elsewhere): decide again on the new version. A scale this decision
+        // made is remembered above, and its Events are facts already.
+        ctx.statuses.conflicted(obj);
+        info!(
+            scaled,
+            "the AviAutoscaler changed since it was read: deciding again"
+        );
+        if scaled && let Err(why) = publish_events(ctx, obj, &decision.events).await {
+            return Ok(fenced(&spec, &why, "event"));
+        }
+        return Ok((Action::requeue(DEFERRED_RETRY), ReconcileResult::Deferred));
+    }
     let mut events = decision.events.clone();
     if let Err(e) = &written {
         events.push(scaling::Event::new(
@@ -520,19 +591,25 @@ async fn reconcile_inner(
     Ok((next_poll(&spec), ReconcileResult::Success))
 }
 
+/// Applies `status` to `obj`, on the condition that the object is still at `resource_version`
+/// (a 409 otherwise); returns the resourceVersion the write stored it under.
 async fn patch_status(
     ctx: &Context,
     obj: &AviAutoscaler,
     status: &api::AviAutoscalerStatus,
-) -> Result<(), Error> {
+    resource_version: Option<&str>,
+) -> Result<Option<String>, Error> {
     let namespace = obj.namespace().unwrap_or_default();
     let name = obj.name_any();
     let api: Api<AviAutoscaler> = Api::namespaced(ctx.client.clone(), &namespace);
-    let body = json!({
+    let mut body = json!({
         "apiVersion": AviAutoscaler::api_version(&()),
         "kind": AviAutoscaler::kind(&()),
         "status": status,
     });
+    if let Some(rv) = resource_version {
+        body["metadata"] = json!({"resourceVersion": rv});
+    }
     let result = api
         .patch_status(
             &name,
@@ -542,11 +619,13 @@ async fn patch_status(
         .await;
     ctx.metrics
         .kube_request("patch", "aviautoscalers/status", result.is_ok());
-    result.map(|_| ()).map_err(|source| Error::PatchStatus {
-        namespace,
-        name,
-        source,
-    })
+    result
+        .map(|stored| stored.metadata.resource_version)
+        .map_err(|source| Error::PatchStatus {
+            namespace,
+            name,
+            source,
+        })
 }
 
 /// Publishes `events`, each fenced; stops at the first one the lease cannot be confirmed for.

@@ -14,6 +14,7 @@ mod controller_ref;
 mod decode;
 mod doctor;
 mod events;
+mod history;
 mod identity;
 mod inline;
 mod leader;

@@ -226,6 +226,7 @@ fn context(
         owners: Default::default(),
         failures: Default::default(),
         scale_conflicts: Default::default(),
+        statuses: Default::default(),
     })
 }
 
@@ -297,6 +298,7 @@ impl Controllers {
             let (reader, writer) = reflector::store();
             let mut synced = readiness.add_watch();
             let decoder = Decoder::new(ctx.clone(), reader.clone());
+            let observed = ctx.clone();
             // Reconcile on spec changes only: the operator's own status writes would otherwise
             // trigger a reconcile each. Timers (requeue) cover everything else.
             let stream = watcher(scope.api(client), watcher::Config::default().any_semantic())
@@ -308,10 +310,13 @@ impl Controllers {
                     })
                 })
                 .reflect(writer)
-                .inspect(move |event| {
-                    if matches!(event, Ok(watcher::Event::InitDone)) {
-                        synced.synced();
+                .inspect(move |event| match event {
+                    Ok(watcher::Event::InitDone) => synced.synced(),
+                    // A status this replica remembers may be in the cache now.
+                    Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => {
+                        observed.statuses.observe(obj)
                     }
+                    _ => {}
                 })
                 .applied_objects()
                 .predicate_filter(predicates::generation, Default::default());
@@ -573,6 +578,7 @@ async fn forget_deleted_objects(
             .lock()
             .expect("backoff lock poisoned")
             .retain(|r, _| refs.contains(r));
+        ctx.statuses.retain(|r| refs.contains(r));
         let secrets: HashSet<(String, String)> = objects
             .iter()
             .flat_map(|o| {
