@@ -7,6 +7,10 @@
 //! - Conditional `/scale` writes: the target changes between the operator's read and its write;
 //!   the write carries the resourceVersion read, gets a 409 and overwrites nothing; a repeat is
 //!   reported with a `ScaleConflict` Event, and the next clean read scales.
+//! - A lost status write: the status write after a scale fails (two server errors, then a
+//!   conflict); the operator decides from the status it could not write, so the rate limit
+//!   counts the scale and no second step follows; every status write carries the
+//!   resourceVersion it was decided from.
 
 use std::{
     sync::{
@@ -231,5 +235,90 @@ async fn a_scale_change_between_read_and_write_is_never_overwritten() {
     }
     cluster.wait_replicas(4).await;
     cluster.wait_scale_writes("operator", &[4]).await;
+    drop(operator);
+}
+
+/// The operator's reconciles so far, by any result, from its `/metrics`.
+async fn reconciles(operator: &Operator) -> u64 {
+    let (_, scrape) = e2e::http_get(&operator.metrics_addr(), "/metrics").await;
+    scrape
+        .lines()
+        .filter(|l| l.starts_with("avi_autoscaler_reconciliations_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scale_whose_status_write_failed_is_not_forgotten() {
+    // One pod per 10 minutes: a decision that forgot the first step would take a second one
+    // at once.
+    let (cluster, sim) = seed(json!({
+        "pollingIntervalSeconds": 1,
+        "behavior": {"scaleUp": {"stabilizationWindowSeconds": 0,
+                                 "policies": [{"type": "Pods", "value": 1, "periodSeconds": 600}]}}
+    }))
+    .await;
+    let operator = Operator::start(&cluster, "operator", &[ALLOW_INLINE]);
+    wait_first_status(&cluster).await;
+
+    // The status writes after the scale fail: twice a server error, once a conflict.
+    let status_path = "/apis/autoscaling.avi.dev/v1alpha1/namespaces/*/aviautoscalers/*/status";
+    for fault in [Fault::status(500).times(2), Fault::status(409).times(1)] {
+        cluster
+            .kube
+            .inject(fault.method("PATCH").path(status_path).client("operator"));
+    }
+    // The load asks for 4; the policy allows 1 → 2.
+    at(&sim, 300.0).await;
+    cluster.wait_scale_writes("operator", &[2]).await;
+    let recorded = cluster
+        .wait("the scale recorded in status", |c| {
+            let status = c.autoscaler()?.get("status")?.clone();
+            (status["currentReplicas"] == 2).then_some(status)
+        })
+        .await;
+    let events = recorded["scaleEvents"].as_array().expect("scale events");
+    assert_eq!(events.len(), 1, "{recorded}");
+    assert_eq!(
+        (events[0]["from"].clone(), events[0]["to"].clone()),
+        (json!(1), json!(2))
+    );
+
+    // Fresh samples keep asking for 4; the rate limit, known from the remembered scale, holds
+    // the target at 2 over several more reconciles.
+    let before = reconciles(&operator).await;
+    at(&sim, 330.0).await;
+    tokio::time::timeout(Duration::from_secs(30), async {
+        let mut poll = tokio::time::interval(Duration::from_millis(100));
+        while reconciles(&operator).await < before + 5 {
+            poll.tick().await;
+        }
+    })
+    .await
+    .expect("five more reconciles within 30 s");
+    assert_eq!(cluster.scale_writes("operator"), vec![2]);
+    assert_eq!(cluster.replicas(), Some(2));
+
+    // Every status write carried the resourceVersion its decision was made from, and the three
+    // failures happened.
+    let writes: Vec<_> = cluster
+        .kube
+        .requests()
+        .into_iter()
+        .filter(|r| r.client.as_deref() == Some("operator"))
+        .filter(|r| r.method == "PATCH" && r.path.ends_with("/status"))
+        .collect();
+    assert_eq!(
+        writes.iter().filter(|r| r.status >= 400).count(),
+        3,
+        "{writes:?}"
+    );
+    for w in &writes {
+        let body: Value = serde_json::from_str(&w.body).expect("a JSON patch");
+        assert!(
+            body.pointer("/metadata/resourceVersion").is_some(),
+            "a status write without a resourceVersion: {body}"
+        );
+    }
     drop(operator);
 }

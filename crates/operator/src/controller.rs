@@ -547,10 +547,9 @@ async fn reconcile_inner(
             },
         ),
         Ok(None) => {}
-        Err(_) if must_keep => {
-            ctx.statuses
-                .remember(obj, &history, &decision.status, Write::Lost)
-        }
+        Err(_) if must_keep => ctx
+            .statuses
+            .remember(obj, &history, &decision.status, Write::Lost),
         Err(_) => {}
     }
     if let Err(e) = &written
