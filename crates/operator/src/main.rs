@@ -72,15 +72,8 @@ fn main() -> ExitCode {
             }
         },
         cli::Command::Doctor(args) => {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("error: starting the async runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
+            let Some(runtime) = runtime(tokio::runtime::Builder::new_current_thread()) else {
+                return ExitCode::FAILURE;
             };
             match runtime.block_on(doctor::run(&args)) {
                 Ok(true) => ExitCode::SUCCESS,
@@ -93,15 +86,8 @@ fn main() -> ExitCode {
         }
         cli::Command::Run(args) => {
             telemetry::init_logging(args.log_format, &args.log_level);
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("error: starting the async runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
+            let Some(runtime) = runtime(tokio::runtime::Builder::new_multi_thread()) else {
+                return ExitCode::FAILURE;
             };
             match runtime.block_on(run::run(*args)) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -113,4 +99,14 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The async runtime `builder` makes, with I/O and timers; `None` (and a message) if it cannot
+/// start.
+fn runtime(mut builder: tokio::runtime::Builder) -> Option<tokio::runtime::Runtime> {
+    builder
+        .enable_all()
+        .build()
+        .inspect_err(|e| eprintln!("error: starting the async runtime: {e}"))
+        .ok()
 }
