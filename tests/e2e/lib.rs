@@ -688,8 +688,18 @@ impl Drop for Operator {
 }
 
 /// Keeps the simulated pool's member count equal to the Deployment's ready replicas, as AKO
-/// does with one pool member per pod. Runs until the returned handle is aborted.
+/// does with one pool member per pod, but at least one, so pool metrics always have a value.
+/// Runs until the returned handle is aborted.
 pub fn sync_pool_members(cluster: &Cluster, sim: &RunningSim) -> tokio::task::JoinHandle<()> {
+    sync_pool_members_at_least(cluster, sim, 1)
+}
+
+/// [`sync_pool_members`] with at least `min` members (0: none while no pod is ready).
+pub fn sync_pool_members_at_least(
+    cluster: &Cluster,
+    sim: &RunningSim,
+    min: u32,
+) -> tokio::task::JoinHandle<()> {
     let store = cluster.kube.store();
     let handle = sim.handle();
     tokio::spawn(async move {
@@ -704,7 +714,7 @@ pub fn sync_pool_members(cluster: &Cluster, sim: &RunningSim) -> tokio::task::Jo
                 ))
                 .and_then(|d| d.pointer("/status/readyReplicas").and_then(Value::as_u64))
                 .unwrap_or(0)
-                .max(1) as u32;
+                .max(u64::from(min)) as u32;
             if last != Some(ready) {
                 handle
                     .set_pool_servers(POOL, ready)
@@ -725,7 +735,7 @@ pub fn sync_pool_members(cluster: &Cluster, sim: &RunningSim) -> tokio::task::Jo
                                 d.pointer("/status/readyReplicas").and_then(Value::as_u64)
                             })
                             .unwrap_or(0)
-                            .max(1) as u32;
+                            .max(u64::from(min)) as u32;
                         now != ready
                     },
                     Duration::from_secs(3600),
