@@ -299,22 +299,63 @@ impl Injected {
     }
 }
 
-const KINDS: [&str; 14] = [
-    "avi-5xx",
-    "avi-503-initialising",
-    "avi-slow",
-    "avi-reset",
-    "avi-garbage",
-    "avi-huge-body",
-    "avi-session-expiry",
-    "avi-node-down",
-    "kube-409",
-    "kube-dropped-watches",
-    "kube-410",
-    "kube-restart",
-    "kube-status-write-failure",
-    "operator-sigkill",
-];
+/// A fault the chaos test injects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Chaos {
+    Avi5xx,
+    AviInitialising,
+    AviSlow,
+    AviReset,
+    AviGarbage,
+    AviHugeBody,
+    AviSessionExpiry,
+    AviNodeDown,
+    KubeConflict,
+    KubeDroppedWatches,
+    KubeGone,
+    KubeRestart,
+    KubeStatusWriteFailure,
+    OperatorKill,
+}
+
+impl Chaos {
+    const ALL: [Chaos; 14] = [
+        Chaos::Avi5xx,
+        Chaos::AviInitialising,
+        Chaos::AviSlow,
+        Chaos::AviReset,
+        Chaos::AviGarbage,
+        Chaos::AviHugeBody,
+        Chaos::AviSessionExpiry,
+        Chaos::AviNodeDown,
+        Chaos::KubeConflict,
+        Chaos::KubeDroppedWatches,
+        Chaos::KubeGone,
+        Chaos::KubeRestart,
+        Chaos::KubeStatusWriteFailure,
+        Chaos::OperatorKill,
+    ];
+
+    /// Its name in the summary.
+    fn name(self) -> &'static str {
+        match self {
+            Chaos::Avi5xx => "avi-5xx",
+            Chaos::AviInitialising => "avi-503-initialising",
+            Chaos::AviSlow => "avi-slow",
+            Chaos::AviReset => "avi-reset",
+            Chaos::AviGarbage => "avi-garbage",
+            Chaos::AviHugeBody => "avi-huge-body",
+            Chaos::AviSessionExpiry => "avi-session-expiry",
+            Chaos::AviNodeDown => "avi-node-down",
+            Chaos::KubeConflict => "kube-409",
+            Chaos::KubeDroppedWatches => "kube-dropped-watches",
+            Chaos::KubeGone => "kube-410",
+            Chaos::KubeRestart => "kube-restart",
+            Chaos::KubeStatusWriteFailure => "kube-status-write-failure",
+            Chaos::OperatorKill => "operator-sigkill",
+        }
+    }
+}
 
 struct Run {
     cluster: Cluster,
@@ -398,20 +439,20 @@ impl Run {
             .expect("avi-sim takes the fault");
     }
 
-    async fn inject(&mut self, kind: &'static str, rng: &mut StdRng, period: usize) {
+    async fn inject(&mut self, kind: Chaos, rng: &mut StdRng, period: usize) {
         let times = rng.random_range(1..=4u64);
         match kind {
-            "avi-5xx" => {
+            Chaos::Avi5xx => {
                 let status = [500, 502, 504][rng.random_range(0..3)];
                 self.avi_fault(FaultSpec::error(status, times).on_path("/api/analytics/"))
                     .await;
             }
-            "avi-503-initialising" => {
+            Chaos::AviInitialising => {
                 let mut f = FaultSpec::error(503, times);
                 f.message = Some("Controller is initializing".into());
                 self.avi_fault(f).await;
             }
-            "avi-slow" => {
+            Chaos::AviSlow => {
                 let ms = rng.random_range(200..=3000u64);
                 self.avi_fault(
                     FaultSpec::new(FaultKind::Latency)
@@ -421,7 +462,7 @@ impl Run {
                 )
                 .await;
             }
-            "avi-reset" => {
+            Chaos::AviReset => {
                 self.avi_fault(
                     FaultSpec::new(FaultKind::Reset)
                         .times(times)
@@ -429,7 +470,7 @@ impl Run {
                 )
                 .await
             }
-            "avi-garbage" => {
+            Chaos::AviGarbage => {
                 self.avi_fault(
                     FaultSpec::new(FaultKind::Malformed)
                         .times(times)
@@ -437,7 +478,7 @@ impl Run {
                 )
                 .await
             }
-            "avi-huge-body" => {
+            Chaos::AviHugeBody => {
                 self.avi_fault(
                     FaultSpec::new(FaultKind::HugeBody)
                         .bytes(64 << 20)
@@ -446,10 +487,10 @@ impl Run {
                 )
                 .await
             }
-            "avi-session-expiry" => {
+            Chaos::AviSessionExpiry => {
                 self.sim.handle().expire_sessions();
             }
-            "avi-node-down" => {
+            Chaos::AviNodeDown => {
                 if self.down_node.is_some() {
                     return;
                 }
@@ -461,7 +502,7 @@ impl Run {
                     .expect("a node goes down");
                 self.down_node = Some((node, period + rng.random_range(1..=3usize)));
             }
-            "kube-409" => {
+            Chaos::KubeConflict => {
                 let path = if rng.random_bool(0.5) {
                     "*/scale"
                 } else {
@@ -474,16 +515,16 @@ impl Run {
                         .times(times as u32),
                 );
             }
-            "kube-dropped-watches" => {
+            Chaos::KubeDroppedWatches => {
                 self.cluster.kube.drop_watches();
             }
-            "kube-410" => {
+            Chaos::KubeGone => {
                 self.cluster
                     .kube
                     .inject(Fault::status(410).watches().times(times as u32));
                 self.cluster.kube.drop_watches();
             }
-            "kube-restart" => {
+            Chaos::KubeRestart => {
                 let down_for = Duration::from_millis(rng.random_range(100..=1500u64));
                 self.cluster
                     .kube
@@ -494,7 +535,7 @@ impl Run {
                     .await
                     .expect("the stand-in restarts");
             }
-            "kube-status-write-failure" => {
+            Chaos::KubeStatusWriteFailure => {
                 self.cluster.kube.inject(
                     Fault::status(500)
                         .method("PATCH")
@@ -502,7 +543,7 @@ impl Run {
                         .times(times as u32),
                 );
             }
-            "operator-sigkill" => {
+            Chaos::OperatorKill => {
                 let holder = self.lease_holder();
                 let Some(i) = self
                     .replicas
@@ -514,9 +555,8 @@ impl Run {
                 self.replicas.remove(i).kill();
                 self.start_replica();
             }
-            other => unreachable!("an unknown fault kind {other}"),
         }
-        self.injected.add(kind);
+        self.injected.add(kind.name());
     }
 
     /// Ends every fault: removes the injected rules and brings a node that is down back up.
@@ -621,7 +661,7 @@ async fn faults_at_random_while_the_load_moves_break_no_invariant() {
     let mut level = 1;
     let mut k = 0;
     // Kinds are dealt from a shuffled deck, so a short run meets every kind.
-    let mut deck: Vec<&'static str> = Vec::new();
+    let mut deck: Vec<Chaos> = Vec::new();
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while started.elapsed() < chaos_for {
@@ -654,7 +694,7 @@ async fn faults_at_random_while_the_load_moves_break_no_invariant() {
         }
         if rng.random_bool(0.8) {
             if deck.is_empty() {
-                deck = KINDS.to_vec();
+                deck = Chaos::ALL.to_vec();
                 deck.shuffle(&mut rng);
             }
             let kind = deck.pop().expect("a full deck");
