@@ -4,6 +4,8 @@
 //! - Fencing: while the leader waits on a slow Avi answer, another identity takes the Lease
 //!   (written through the stand-in); from the handover on, the old leader writes nothing, not
 //!   even when the answer it waited for arrives and asks for a scale.
+//! - Conditional Lease writes: a replica whose Lease another identity took reads it again and
+//!   never renews it.
 //! - Conditional `/scale` writes: the target changes between the operator's read and its write;
 //!   the write carries the resourceVersion read, gets a 409 and overwrites nothing; a repeat is
 //!   reported with a `ScaleConflict` Event, and the next clean read scales.
@@ -321,4 +323,84 @@ async fn a_scale_whose_status_write_failed_is_not_forgotten() {
         );
     }
     drop(operator);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_never_renews_a_lease_another_identity_took() {
+    let (cluster, _sim) = seed(json!({})).await;
+    // A short lease renewed every 2 s: the old holder looks at the Lease again soon after the
+    // takeover.
+    let replica = Operator::start(
+        &cluster,
+        "replica-a",
+        &[
+            ALLOW_INLINE,
+            "--leader-election",
+            "--lease-namespace",
+            "default",
+            "--lease-duration-seconds",
+            "4",
+            "--lease-renew-grace-seconds",
+            "2",
+        ],
+    );
+    cluster
+        .wait("replica-a holding the lease", |c| {
+            (lease_holder(c)? == "replica-a").then_some(())
+        })
+        .await;
+
+    // Another identity takes the Lease (as after a forced takeover) for a minute.
+    let now = format!("{:.6}", Timestamp::now());
+    cluster.kubectl_ok(
+        &[
+            "patch",
+            "lease",
+            "avi-autoscaler",
+            "-n",
+            "default",
+            "--type",
+            "merge",
+            "-p",
+            &json!({"spec": {"holderIdentity": "replica-b", "renewTime": now,
+                             "acquireTime": now, "leaseDurationSeconds": 60}})
+            .to_string(),
+        ],
+        None,
+    );
+    let handover = cluster.kube.last_request_seq();
+    let lease_path = "/apis/coordination.k8s.io/v1/namespaces/default/leases/avi-autoscaler";
+    let lease_requests = |c: &Cluster, method: &str| -> Vec<String> {
+        c.kube
+            .requests_since(handover)
+            .iter()
+            .filter(|r| r.client.as_deref() == Some("replica-a") && r.path == lease_path)
+            .filter(|r| r.method == method)
+            .map(|r| format!("{} → {}: {}", r.method, r.status, r.body))
+            .collect()
+    };
+    // Three reads of the Lease span more than one renewal period of the old holder.
+    cluster
+        .wait("replica-a reading the Lease three times", |c| {
+            (lease_requests(c, "GET").len() >= 3).then_some(())
+        })
+        .await;
+    let writes: Vec<String> = lease_requests(&cluster, "PATCH")
+        .into_iter()
+        .filter(|w| !w.contains("→ 409"))
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "replica-a wrote the Lease replica-b holds: {writes:?}"
+    );
+    assert_eq!(lease_holder(&cluster).as_deref(), Some("replica-b"));
+    assert!(
+        !replica
+            .logs()
+            .iter()
+            .rev()
+            .find(|l| l.contains("leadership changed"))
+            .is_some_and(|l| l.contains("\"leader\":true")),
+        "replica-a still believes it leads"
+    );
+    drop(replica);
 }

@@ -66,7 +66,7 @@ pub enum RunError {
     Bind(#[source] std::io::Error),
     /// Leader election could not start.
     #[error("starting leader election")]
-    Lease(#[source] kube_lease_manager::LeaseManagerError),
+    Lease(#[source] kube::Error),
     /// An admin server failed.
     #[error("serving the metrics/health endpoints")]
     Serve(#[source] std::io::Error),
