@@ -323,6 +323,7 @@ async fn a_scale_whose_status_write_failed_is_not_forgotten() {
         );
     }
     drop(operator);
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_never_renews_a_lease_another_identity_took() {
