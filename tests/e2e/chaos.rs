@@ -391,16 +391,7 @@ impl Run {
     }
 
     fn lease_holder(&self) -> Option<String> {
-        self.cluster
-            .get(
-                "coordination.k8s.io/v1",
-                "Lease",
-                "default",
-                "avi-autoscaler",
-            )?
-            .pointer("/spec/holderIdentity")?
-            .as_str()
-            .map(str::to_owned)
+        self.cluster.lease_holder()
     }
 
     /// Feeds the new requests to the checker and samples replicas and memory.

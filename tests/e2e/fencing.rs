@@ -61,19 +61,6 @@ async fn wait_first_status(cluster: &Cluster) {
         .await;
 }
 
-fn lease_holder(cluster: &Cluster) -> Option<String> {
-    cluster
-        .get(
-            "coordination.k8s.io/v1",
-            "Lease",
-            "default",
-            "avi-autoscaler",
-        )?
-        .pointer("/spec/holderIdentity")?
-        .as_str()
-        .map(str::to_owned)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_taken_during_a_slow_fetch_leaves_the_old_leader_no_write() {
     let (cluster, sim) = seed(json!({"pollingIntervalSeconds": 2})).await;
@@ -95,7 +82,7 @@ async fn a_lease_taken_during_a_slow_fetch_leaves_the_old_leader_no_write() {
     );
     cluster
         .wait("replica-a holding the lease", |c| {
-            (lease_holder(c)? == "replica-a").then_some(())
+            (c.lease_holder()? == "replica-a").then_some(())
         })
         .await;
     wait_first_status(&cluster).await;
@@ -173,7 +160,7 @@ async fn a_lease_taken_during_a_slow_fetch_leaves_the_old_leader_no_write() {
     );
     assert!(cluster.scale_writes("replica-a").is_empty());
     assert_eq!(cluster.replicas(), Some(1));
-    assert_eq!(lease_holder(&cluster).as_deref(), Some("replica-b"));
+    assert_eq!(cluster.lease_holder().as_deref(), Some("replica-b"));
     drop(leader);
 }
 
@@ -346,7 +333,7 @@ async fn a_replica_never_renews_a_lease_another_identity_took() {
     );
     cluster
         .wait("replica-a holding the lease", |c| {
-            (lease_holder(c)? == "replica-a").then_some(())
+            (c.lease_holder()? == "replica-a").then_some(())
         })
         .await;
 
@@ -393,7 +380,7 @@ async fn a_replica_never_renews_a_lease_another_identity_took() {
         writes.is_empty(),
         "replica-a wrote the Lease replica-b holds: {writes:?}"
     );
-    assert_eq!(lease_holder(&cluster).as_deref(), Some("replica-b"));
+    assert_eq!(cluster.lease_holder().as_deref(), Some("replica-b"));
     assert!(
         !replica
             .logs()

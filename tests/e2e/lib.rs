@@ -309,6 +309,19 @@ impl Cluster {
         .await
     }
 
+    /// The holder of the operator's Lease (`default/avi-autoscaler`), if any.
+    pub fn lease_holder(&self) -> Option<String> {
+        self.get(
+            "coordination.k8s.io/v1",
+            "Lease",
+            "default",
+            "avi-autoscaler",
+        )?
+        .pointer("/spec/holderIdentity")?
+        .as_str()
+        .map(str::to_owned)
+    }
+
     /// Waits until the `/scale` writes of `client` are exactly `expected` (the request log
     /// records a write when its answer is sent, just after the store changed).
     pub async fn wait_scale_writes(&self, client: &str, expected: &[i64]) {

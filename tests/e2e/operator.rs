@@ -507,19 +507,7 @@ async fn with_leader_election_exactly_one_replica_writes_and_a_standby_takes_ove
     ];
     let a = Operator::start(&cluster, "replica-a", &args);
     let b = Operator::start(&cluster, "replica-b", &args);
-    cluster
-        .wait("a lease holder", |c| {
-            c.get(
-                "coordination.k8s.io/v1",
-                "Lease",
-                "default",
-                "avi-autoscaler",
-            )?
-            .pointer("/spec/holderIdentity")?
-            .as_str()
-            .map(str::to_owned)
-        })
-        .await;
+    cluster.wait("a lease holder", Cluster::lease_holder).await;
     at(&sim, 300.0).await;
     cluster.wait_replicas(4).await;
     // Exactly one replica wrote: the one holding the lease.
