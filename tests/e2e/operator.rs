@@ -752,6 +752,8 @@ async fn rbac_grants_exactly_what_the_operator_uses_and_telemetry_reports_it() {
         ])
         .args(["--service-account", "avi-autoscaler/avi-autoscaler"])
         .args(["--allow-unused", "apps:replicasets:get"])
+        .args(["--allow-unused", "apps:replicasets:list"])
+        .args(["--allow-unused", "apps:replicasets:watch"])
         .args(["--allow-unused", "apps:replicasets/scale:get"])
         .args(["--allow-unused", "apps:replicasets/scale:patch"])
         // This run has inline connections only, so no AviController status is written;

@@ -217,7 +217,7 @@ fn context(
             endpoints: args.allowed_endpoints.clone(),
             allow_insecure: args.allow_insecure_inline,
         },
-        targets: Targets::new(client.clone()),
+        targets: Targets::new(client.clone(), args.namespaces.clone()),
         events: Events::new(client.clone(), REPORTING_CONTROLLER, Some(args.identity())),
         metrics: metrics.clone(),
         leadership,
@@ -587,5 +587,6 @@ async fn forget_deleted_objects(
         ctx.connections
             .retain_secrets(|ns, name| secrets.contains(&(ns.to_owned(), name.to_owned())));
         ctx.poller.forget_unused();
+        ctx.targets.forget_expired();
     }
 }
