@@ -260,6 +260,14 @@ impl Scope {
         }
     }
 
+    /// The namespace of the scope; `None` for all.
+    fn namespace(&self) -> Option<&str> {
+        match self {
+            Scope::All => None,
+            Scope::Namespace(ns) => Some(ns),
+        }
+    }
+
     /// The HorizontalPodAutoscalers of the scope.
     fn hpas(&self, client: &Client) -> Api<HorizontalPodAutoscaler> {
         match self {
@@ -308,9 +316,17 @@ impl Controllers {
                     })
                 })
                 .reflect(writer)
-                .inspect(move |event| {
-                    if matches!(event, Ok(watcher::Event::InitDone)) {
-                        synced.synced();
+                .inspect({
+                    let ctx = ctx.clone();
+                    let store = reader.clone();
+                    let namespace = scope.namespace().map(str::to_owned);
+                    move |event| {
+                        if let Ok(event) = event {
+                            ctx.owners.observe(event, namespace.as_deref(), &store);
+                        }
+                        if matches!(event, Ok(watcher::Event::InitDone)) {
+                            synced.synced();
+                        }
                     }
                 })
                 .applied_objects()
@@ -336,7 +352,6 @@ impl Controllers {
             // The Controller's graceful shutdown ends its own watch, not streams given to
             // `reconcile_on` or `watches_stream`: these end with the shutdown signal too.
             let referencing = referencing.take_until(shutdown.signal().requested());
-            ctx.owners.add_autoscalers(reader.clone());
             // The HorizontalPodAutoscalers of the scope: a change to one (created, retargeted,
             // deleted) has the autoscalers of its target reconciled at once, to hold or resume.
             let (hpa_reader, hpa_writer) = reflector::store();
