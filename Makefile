@@ -51,9 +51,10 @@ demo: ## The seed experiment end to end with the real binaries (1 → 5 → 1 in
 	$(CARGO) build --workspace --bins --locked
 	$(CARGO) run --quiet --locked -p e2e --bin avi-demo -- $(DEMO_ARGS)
 
-bench: ## Run every benchmark (release): decisions/s, parser MB/s, Avi requests per tick, testkit, operator memory at 1,000 objects
+bench: ## Run every benchmark (release): decisions/s, parser MB/s, Avi requests per tick, testkit, the operator at 1,000 and 10,000 objects
 	$(CARGO) build --release --workspace --bins --locked
 	$(CARGO) bench --workspace --locked
+	AVI_BENCH_OBJECTS=10000 $(CARGO) bench --locked -p e2e --bench operator_scale
 
 SEED ?= 1
 MINUTES ?= 30

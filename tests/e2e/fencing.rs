@@ -170,13 +170,13 @@ async fn a_scale_change_between_read_and_write_is_never_overwritten() {
     let operator = Operator::start(&cluster, "operator", &[ALLOW_INLINE]);
     wait_first_status(&cluster).await;
 
-    // The operator's read of the Deployment (after its read of /scale) now takes 2 s, and
-    // meanwhile someone keeps scaling the Deployment by hand.
-    let slow_read = cluster.kube.inject(
-        Fault::delay(Duration::from_secs(2))
-            .method("GET")
+    // The operator's scale writes now take a second to arrive, and meanwhile someone keeps
+    // scaling the Deployment by hand: each write was decided on a Deployment that has changed.
+    let slow_write = cluster.kube.inject(
+        Fault::delay(Duration::from_secs(1))
+            .method("PATCH")
             .path(&format!(
-                "/apis/apps/v1/namespaces/{NAMESPACE}/deployments/{DEPLOYMENT}"
+                "/apis/apps/v1/namespaces/{NAMESPACE}/deployments/{DEPLOYMENT}/scale"
             ))
             .client("operator"),
     );
@@ -203,7 +203,7 @@ async fn a_scale_change_between_read_and_write_is_never_overwritten() {
     assert!(message.contains("changed since"), "{message}");
     stop.store(true, Ordering::Release);
     by_hand.await.expect("the manual scaler ends");
-    cluster.kube.remove_fault(slow_read);
+    cluster.kube.remove_fault(slow_write);
 
     // Each conflicting write carried the resourceVersion it was decided on and changed
     // nothing; the first write on a clean read scales.
@@ -225,16 +225,6 @@ async fn a_scale_change_between_read_and_write_is_never_overwritten() {
     cluster.wait_replicas(4).await;
     cluster.wait_scale_writes("operator", &[4]).await;
     drop(operator);
-}
-
-/// The operator's reconciles so far, by any result, from its `/metrics`.
-async fn reconciles(operator: &Operator) -> u64 {
-    let (_, scrape) = e2e::http_get(&operator.metrics_addr(), "/metrics").await;
-    scrape
-        .lines()
-        .filter(|l| l.starts_with("avi_autoscaler_reconciliations_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -275,16 +265,9 @@ async fn a_scale_whose_status_write_failed_is_not_forgotten() {
 
     // Fresh samples keep asking for 4; the rate limit, known from the remembered scale, holds
     // the target at 2 over several more reconciles.
-    let before = reconciles(&operator).await;
+    let before = operator.reconciles().await;
     at(&sim, 330.0).await;
-    tokio::time::timeout(Duration::from_secs(30), async {
-        let mut poll = tokio::time::interval(Duration::from_millis(100));
-        while reconciles(&operator).await < before + 5 {
-            poll.tick().await;
-        }
-    })
-    .await
-    .expect("five more reconciles within 30 s");
+    operator.wait_reconciles(before, 5).await;
     assert_eq!(cluster.scale_writes("operator"), vec![2]);
     assert_eq!(cluster.replicas(), Some(2));
 

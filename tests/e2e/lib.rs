@@ -639,6 +639,29 @@ impl Operator {
             .to_owned()
     }
 
+    /// The reconciles it has finished, whatever their result, as its `/metrics` counts them.
+    pub async fn reconciles(&self) -> u64 {
+        let (_, scrape) = http_get(&self.metrics_addr(), "/metrics").await;
+        scrape
+            .lines()
+            .filter(|l| l.starts_with("avi_autoscaler_reconciliations_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    }
+
+    /// Waits until it has finished `n` more reconciles than `since` (a count from
+    /// [`Operator::reconciles`]); panics after [`DEADLINE`].
+    pub async fn wait_reconciles(&self, since: u64, n: u64) {
+        let waited = tokio::time::timeout(DEADLINE, async {
+            let mut poll = tokio::time::interval(Duration::from_millis(100));
+            while self.reconciles().await < since + n {
+                poll.tick().await;
+            }
+        })
+        .await;
+        assert!(waited.is_ok(), "{n} more reconciles within {DEADLINE:?}");
+    }
+
     /// The address of its `/healthz` and `/readyz` endpoints.
     pub fn health_addr(&self) -> String {
         self.start_line()["health"]

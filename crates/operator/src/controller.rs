@@ -37,7 +37,7 @@ use crate::{
     history::{StatusMemory, Write},
     inline::InlinePolicy,
     leader::{Fenced, Leadership},
-    target::Targets,
+    target::{ReadSource, Targets},
     telemetry::{Metrics, ObjectLabels, ReconcileResult},
 };
 
@@ -200,6 +200,11 @@ pub fn until_next_tick(now: Timestamp, interval: Duration) -> Duration {
     Duration::from_millis((next - now_ms).clamp(1, i128::from(u32::MAX)) as u64)
 }
 
+/// How long ago the current tick began (the last wall-clock multiple of `interval`).
+pub fn since_tick_start(now: Timestamp, interval: Duration) -> Duration {
+    interval.saturating_sub(until_next_tick(now, interval))
+}
+
 fn queries(spec: &ResolvedSpec) -> Vec<avi::MetricQuery> {
     spec.metrics
         .iter()
@@ -265,9 +270,13 @@ async fn fetch_samples(
             return Some(vec![Err(failure); n]);
         }
     };
-    // Half the polling interval: never an answer that was already there at the previous poll.
-    // The whole fetch ends within the interval, so the next poll is never late for it.
-    let max_age = spec.polling_interval / 2;
+    // Only an answer fetched since this tick began (ticks are aligned, so the previous poll
+    // was in an earlier tick), and never one older than half the interval (a timer that fires
+    // a moment before its tick): never an answer that was already there at the previous poll,
+    // while every reconcile in the first half of the tick shares the tick's one batch. The
+    // whole fetch ends within the interval, so the next poll is never late for it.
+    let max_age =
+        since_tick_start(Timestamp::now(), spec.polling_interval).min(spec.polling_interval / 2);
     let results = ctx
         .poller
         .fetch_within_deadline(&conn, &queries(spec), max_age, spec.polling_interval)
@@ -383,6 +392,10 @@ async fn reconcile_inner(
         Err(_) => &obj.spec.scale_target_ref,
     };
     let read = ctx.targets.read(&namespace, target_ref).await;
+    // A read from the watch of the target's kind made no request.
+    if !matches!(&read, Ok(r) if r.source == ReadSource::Watch) {
+        ctx.metrics.kube_request("get", "scale", read.is_ok());
+    }
     let resource_version = read.as_ref().ok().and_then(|r| r.resource_version.clone());
     let target = read
         .map(|r| scaling::TargetState {
@@ -394,7 +407,6 @@ async fn reconcile_inner(
             reason: api::Reason::FailedGetScale,
             message: e.message(),
         });
-    ctx.metrics.kube_request("get", "scale", target.is_ok());
     if let Ok(t) = &target {
         ctx.metrics.set_ready_replicas(&labels, t.ready());
     }
@@ -714,6 +726,21 @@ mod tests {
         assert_eq!(
             until_next_tick(t(7, 250), Duration::from_secs(1)),
             Duration::from_millis(750)
+        );
+    }
+
+    #[test]
+    fn a_tick_began_at_the_last_multiple_of_the_interval() {
+        let t = |s: i64, ms: i64| Timestamp::from_millisecond(s * 1000 + ms).unwrap();
+        let interval = Duration::from_secs(15);
+        assert_eq!(since_tick_start(t(30, 0), interval), Duration::ZERO);
+        assert_eq!(
+            since_tick_start(t(37, 250), interval),
+            Duration::from_millis(7_250)
+        );
+        assert_eq!(
+            since_tick_start(t(44, 999), interval),
+            Duration::from_millis(14_999)
         );
     }
 

@@ -28,6 +28,7 @@ mod target;
 mod telemetry;
 mod ttl_cache;
 mod validation;
+mod workloads;
 
 fn main() -> ExitCode {
     let cli = match cli::Cli::try_parse() {

@@ -217,7 +217,7 @@ fn context(
             endpoints: args.allowed_endpoints.clone(),
             allow_insecure: args.allow_insecure_inline,
         },
-        targets: Targets::new(client.clone()),
+        targets: Targets::new(client.clone(), args.namespaces.clone()),
         events: Events::new(client.clone(), REPORTING_CONTROLLER, Some(args.identity())),
         metrics: metrics.clone(),
         leadership,
@@ -258,6 +258,14 @@ impl Scope {
         match self {
             Scope::All => Api::all_with(client.clone(), &ar),
             Scope::Namespace(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+        }
+    }
+
+    /// The namespace of the scope; `None` for all.
+    fn namespace(&self) -> Option<&str> {
+        match self {
+            Scope::All => None,
+            Scope::Namespace(ns) => Some(ns),
         }
     }
 
@@ -310,13 +318,23 @@ impl Controllers {
                     })
                 })
                 .reflect(writer)
-                .inspect(move |event| match event {
-                    Ok(watcher::Event::InitDone) => synced.synced(),
-                    // A status this replica remembers may be in the cache now.
-                    Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => {
-                        observed.statuses.observe(obj)
+                .inspect({
+                    let store = reader.clone();
+                    let namespace = scope.namespace().map(str::to_owned);
+                    move |event| match event {
+                        Ok(event) => {
+                            observed.owners.observe(event, namespace.as_deref(), &store);
+                            match event {
+                                watcher::Event::InitDone => synced.synced(),
+                                // A status this replica remembers may be in the cache now.
+                                watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) => {
+                                    observed.statuses.observe(obj)
+                                }
+                                _ => {}
+                            }
+                        }
+                        Err(_) => {}
                     }
-                    _ => {}
                 })
                 .applied_objects()
                 .predicate_filter(predicates::generation, Default::default());
@@ -341,7 +359,6 @@ impl Controllers {
             // The Controller's graceful shutdown ends its own watch, not streams given to
             // `reconcile_on` or `watches_stream`: these end with the shutdown signal too.
             let referencing = referencing.take_until(shutdown.signal().requested());
-            ctx.owners.add_autoscalers(reader.clone());
             // The HorizontalPodAutoscalers of the scope: a change to one (created, retargeted,
             // deleted) has the autoscalers of its target reconciled at once, to hold or resume.
             let (hpa_reader, hpa_writer) = reflector::store();
@@ -593,5 +610,6 @@ async fn forget_deleted_objects(
         ctx.connections
             .retain_secrets(|ns, name| secrets.contains(&(ns.to_owned(), name.to_owned())));
         ctx.poller.forget_unused();
+        ctx.targets.forget_expired();
     }
 }
