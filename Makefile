@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 
 .DEFAULT_GOAL := help
-.PHONY: help build test test-packaging lint fmt crd docs venv demo bench image e2e-kind rbac-audit
+.PHONY: help build test test-packaging lint fmt crd docs venv demo bench chaos image e2e-kind rbac-audit
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-15s %s\n", $$1, $$2}'
@@ -51,9 +51,20 @@ demo: ## The seed experiment end to end with the real binaries (1 → 5 → 1 in
 	$(CARGO) build --workspace --bins --locked
 	$(CARGO) run --quiet --locked -p e2e --bin avi-demo -- $(DEMO_ARGS)
 
-bench: ## Run every benchmark (release): decisions/s, parser MB/s, Avi requests per tick, testkit, operator memory at 1,000 objects
+bench: ## Run every benchmark (release): decisions/s, parser MB/s, Avi requests per tick, testkit, the operator at 1,000 and 10,000 objects
 	$(CARGO) build --release --workspace --bins --locked
 	$(CARGO) bench --workspace --locked
+	AVI_BENCH_OBJECTS=10000 $(CARGO) bench --locked -p e2e --bench operator_scale
+
+SEED ?= 1
+MINUTES ?= 30
+chaos: ## Chaos test (release build): random faults while the load moves, invariants on every sample; SEED=1 MINUTES=30
+	$(CARGO) build --release --workspace --bins --locked
+	@mkdir -p out
+	@echo "chaos: seed $(SEED), $(MINUTES) min; full output in out/chaos-$(SEED).log"
+	@CHAOS_SEED=$(SEED) CHAOS_MINUTES=$(MINUTES) $(CARGO) test --release --locked -p e2e --test chaos \
+		-- --nocapture > out/chaos-$(SEED).log 2>&1; status=$$?; \
+		grep -v '^{"' out/chaos-$(SEED).log | tail -n 40; exit $$status
 
 venv: $(VENV)/.installed ## Create .venv with the Python tools the tests call
 

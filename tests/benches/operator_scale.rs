@@ -1,19 +1,26 @@
-//! The operator at scale: resident memory idle and with 1,000 AviAutoscalers, the time to
-//! reconcile them all, and the Avi requests one tick costs.
+//! The operator at scale: resident memory idle and with N AviAutoscalers, the time from start
+//! to every object reconciled once, and what one steady polling tick costs: CPU, Avi requests,
+//! Kubernetes API requests (status writes, `/scale` reads) and reconciles.
 //!
 //! Runs the release `avi-autoscaler` binary (`make bench` builds it) against an in-process
-//! kube-standin and an avi-sim controller serving 1,000 pools. Set `AVI_BENCH_OBJECTS` to change
-//! the count. Prints the figures; speed and memory goals live here, not in the tests.
+//! kube-standin and an avi-sim controller serving one pool per autoscaler. `AVI_BENCH_OBJECTS`
+//! sets N (default 1,000; `make bench` also runs 10,000), `AVI_BENCH_TICKS` the steady ticks
+//! measured (default 3). Prints the figures; speed and memory goals live here, not in the tests.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
 
 use avi_sim::{Scenario, Sim, SimConfig};
-use e2e::{Cluster, Operator};
+use e2e::{Cluster, Operator, http_get};
 use serde_json::{Value, json};
 use testkit::ObjectRef;
 
 const NAMESPACE: &str = "bench";
 const INTERVAL: u64 = 15;
+/// The autoscalers carry their connection inline (`spec.controller`).
+const OPERATOR_ARGS: &[&str] = &["--allow-inline-controllers"];
 
 fn pool(i: usize) -> String {
     format!("k8s-03-cluster--app{i}.example.com_-bench-app{i}-ingress")
@@ -66,12 +73,93 @@ fn mib(kib: Option<u64>) -> String {
         .unwrap_or_else(|| "n/a".into())
 }
 
+/// CPU time (user + system) the process `pid` has used, from `/proc/<pid>/stat`.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at field 3, `state`;
+    // `utime` and `stime` are fields 14 and 15, in clock ticks.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+        .sum();
+    Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second())
+}
+
+fn clock_ticks_per_second() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// The value of the counter `name{labels}` in a Prometheus text scrape (0 when absent).
+fn counter(scrape: &str, series: &str) -> f64 {
+    scrape
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// What kind of Kubernetes request a logged one is, for the per-tick table.
+fn request_kind(r: &testkit::RequestRecord) -> String {
+    let watch = r
+        .query
+        .split('&')
+        .any(|p| p == "watch=true" || p == "watch=1");
+    let path = r.path.as_str();
+    let resource = if path.ends_with("/status") {
+        "status".to_owned()
+    } else if path.ends_with("/scale") {
+        "scale".to_owned()
+    } else {
+        // /apis/GROUP/VERSION/namespaces/NS/PLURAL[/NAME] or /api/v1/...: the plural, and
+        // whether a single object was named.
+        let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let (plural, named) = match parts.iter().position(|p| *p == "namespaces") {
+            Some(i) if parts.len() > i + 2 => (parts[i + 2], parts.len() > i + 3),
+            _ => (parts.last().copied().unwrap_or(""), false),
+        };
+        if named {
+            format!("{plural}/NAME")
+        } else {
+            plural.to_owned()
+        }
+    };
+    let verb = if watch { "WATCH" } else { r.method.as_str() };
+    format!("{verb} {resource}")
+}
+
+/// Waits until the wall clock is `offset` past a multiple of `interval` (the operator's ticks
+/// are aligned to those multiples).
+async fn align_to_tick(interval: Duration, offset: Duration) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970");
+    let iv = interval.as_millis();
+    let target = (now.as_millis() / iv + 1) * iv + offset.as_millis();
+    tokio::time::sleep(Duration::from_millis((target - now.as_millis()) as u64)).await;
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let n: usize = std::env::var("AVI_BENCH_OBJECTS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
+    let ticks: u32 = std::env::var("AVI_BENCH_TICKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|t| *t > 0)
+        .unwrap_or(3);
+    let interval = Duration::from_secs(INTERVAL);
     let cluster = Cluster::start(Duration::from_millis(100)).await;
     cluster.install_crd();
     let sim = Sim::start(SimConfig::new(scenario(n)))
@@ -83,66 +171,107 @@ async fn main() {
         .expect("namespace");
     store
         .create(json!({"apiVersion": "v1", "kind": "Secret",
-                       "metadata": {"name": "avi", "namespace": NAMESPACE},
+                       "metadata": {"name": "avi", "namespace": NAMESPACE,
+                                    "labels": {e2e::CREDENTIALS_LABEL: "true"}},
                        "stringData": {"username": "admin", "password": "bench"}}))
         .expect("secret");
     store
         .create(json!({"apiVersion": "v1", "kind": "Secret",
-                       "metadata": {"name": "avi-ca", "namespace": NAMESPACE},
+                       "metadata": {"name": "avi-ca", "namespace": NAMESPACE,
+                                    "labels": {e2e::CREDENTIALS_LABEL: "true"}},
                        "stringData": {"ca.crt": sim.ca_pem()}}))
         .expect("CA secret");
 
-    let operator = Operator::start(&cluster, "operator", &["--log-level", "warn"]);
-    operator.wait_log("watches synced");
-    let idle = operator.rss_kib();
+    // Idle: an operator with nothing to do, once its watches have listed.
+    let idle = {
+        let operator = Operator::start(&cluster, "idle", OPERATOR_ARGS);
+        operator.wait_log("watches synced");
+        let rss = operator.rss_kib();
+        operator.stop();
+        rss
+    };
 
     let created = Instant::now();
     for i in 0..n {
         store.create(deployment(i)).expect("deployment");
         store.create(autoscaler(i, &sim.url())).expect("autoscaler");
     }
+    let creating = created.elapsed();
+
+    // From start (list, watch, first poll, first status write) to every object reconciled.
+    let started = Instant::now();
+    let operator = Operator::start(&cluster, "operator", OPERATOR_ARGS);
+    operator.wait_log("watches synced");
+    let synced = started.elapsed();
     let reconciled = |s: &testkit::Store| {
-        s.list(
+        s.count(
             "autoscaling.avi.dev/v1alpha1",
             "AviAutoscaler",
             Some(NAMESPACE),
+            |a| a.pointer("/status/observedGeneration").is_some(),
         )
-        .iter()
-        .filter(|a| a.pointer("/status/observedGeneration").is_some())
-        .count()
     };
-    store
-        .wait_for(|s| reconciled(s) == n, Duration::from_secs(600))
-        .await
-        .expect("every AviAutoscaler reconciled");
-    let all_reconciled = created.elapsed();
+    let limit = Duration::from_secs(
+        std::env::var("AVI_BENCH_DEADLINE_SECONDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(600),
+    );
+    let mut every = tokio::time::interval(Duration::from_millis(200));
+    let mut done = reconciled(&store);
+    while done < n && started.elapsed() < limit {
+        every.tick().await;
+        done = reconciled(&store);
+    }
+    let all_reconciled = if done == n {
+        format!("{:.2?}", started.elapsed())
+    } else {
+        format!("not reached: {done} of {n} after {limit:?}")
+    };
+    let rss_reconciled = operator.rss_kib();
 
-    // Steady state: count Avi metric requests over a few ticks.
-    let ticks = 3u64;
-    let before = sim.handle().counters();
-    let start = Instant::now();
-    let until = start + Duration::from_secs(INTERVAL * ticks);
+    // Steady state: whole ticks, measured from the middle of one interval to the middle of
+    // another, after one tick to settle.
+    let metrics = operator.metrics_addr();
+    align_to_tick(interval, interval / 2).await;
+    align_to_tick(interval, interval / 2).await;
+    let cpu_before = cpu_time(operator.pid());
+    let avi_before = sim.handle().counters();
+    let seq_before = cluster.kube.last_request_seq();
+    let scrape_before = http_get(&metrics, "/metrics").await.1;
+    let until = Instant::now() + interval * ticks;
     let mut peak = operator.rss_kib();
     let mut every_second = tokio::time::interval(Duration::from_secs(1));
     while Instant::now() < until {
         every_second.tick().await;
         peak = peak.max(operator.rss_kib());
     }
-    let after = sim.handle().counters();
-    let metric_requests = after.requests("GET /api/analytics/prometheus-metrics/pool")
-        - before.requests("GET /api/analytics/prometheus-metrics/pool");
-    let scaled = store
-        .list("apps/v1", "Deployment", Some(NAMESPACE))
-        .iter()
-        .filter(|d| d.pointer("/spec/replicas").and_then(Value::as_i64) > Some(1))
-        .count();
+    let cpu = cpu_time(operator.pid()) - cpu_before;
+    let avi_after = sim.handle().counters();
+    let (scrape_status, scrape_after) = http_get(&metrics, "/metrics").await;
     let busy = operator.rss_kib();
-    let status_writes = cluster
-        .kube
-        .requests()
-        .iter()
-        .filter(|r| r.client.as_deref() == Some("operator") && r.path.ends_with("/status"))
-        .count();
+    let per_tick = |x: f64| x / f64::from(ticks);
+
+    let metric_endpoint = "GET /api/analytics/prometheus-metrics/pool";
+    let metric_requests =
+        avi_after.requests(metric_endpoint) - avi_before.requests(metric_endpoint);
+    let avi_total = avi_after.total() - avi_before.total();
+    let mut kube: BTreeMap<String, u64> = BTreeMap::new();
+    for r in cluster.kube.requests_since(seq_before) {
+        if r.client.as_deref() == Some("operator") {
+            *kube.entry(request_kind(&r)).or_default() += 1;
+        }
+    }
+    let kube_total: u64 = kube.values().sum();
+    let reconciles = |scrape: &str, result: &str| {
+        counter(
+            scrape,
+            &format!("avi_autoscaler_reconciliations_total{{result=\"{result}\"}}"),
+        )
+    };
+    let scaled = store.count("apps/v1", "Deployment", Some(NAMESPACE), |d| {
+        d.pointer("/spec/replicas").and_then(Value::as_i64) > Some(1)
+    });
     let one = ObjectRef::namespaced(
         "autoscaling.avi.dev/v1alpha1",
         "AviAutoscaler",
@@ -151,21 +280,62 @@ async fn main() {
     );
     let sample = store.get(&one).expect("app0");
 
-    println!("operator at scale: {n} AviAutoscalers, one pool each, polling every {INTERVAL} s");
-    println!("  resident memory idle (no AviAutoscalers): {}", mib(idle));
     println!(
-        "  resident memory with {n} AviAutoscalers:   {} (peak {})",
+        "operator at scale: {n} AviAutoscalers, one pool each, polling every {INTERVAL} s, {ticks} steady ticks"
+    );
+    println!("  objects created in the stand-in in:         {creating:.2?}");
+    println!(
+        "  resident memory idle (no AviAutoscalers):   {}",
+        mib(idle)
+    );
+    println!(
+        "  resident memory with {n} AviAutoscalers:     {} after the first pass, {} steady (peak {})",
+        mib(rss_reconciled),
         mib(busy),
         mib(peak)
     );
-    println!("  time to reconcile all {n} once:           {all_reconciled:.2?}");
+    println!("  start to watches synced:                    {synced:.2?}");
+    println!("  start to all {n} reconciled once:          {all_reconciled}");
     println!(
-        "  Avi metric requests per tick:             {:.1} (ceil({n} / 50) = {})",
-        metric_requests as f64 / ticks as f64,
-        n.div_ceil(50)
+        "  CPU per tick:                               {:.2} s ({:.3} cores on average)",
+        per_tick(cpu.as_secs_f64()),
+        cpu.as_secs_f64() / (interval * ticks).as_secs_f64()
     );
-    println!("  targets scaled above 1:                   {scaled}");
-    println!("  status writes in total:                   {status_writes}");
+    println!(
+        "  reconciles per tick:                        {:.1} success, {:.1} deferred",
+        per_tick(reconciles(&scrape_after, "success") - reconciles(&scrape_before, "success")),
+        per_tick(reconciles(&scrape_after, "deferred") - reconciles(&scrape_before, "deferred"))
+    );
+    println!(
+        "  Avi metric requests per tick:               {:.1} (ceil({n} / 50) = {}); all Avi requests {:.1}",
+        per_tick(metric_requests as f64),
+        n.div_ceil(50),
+        per_tick(avi_total as f64)
+    );
+    println!(
+        "  Kubernetes API requests per tick:           {:.1}",
+        per_tick(kube_total as f64)
+    );
+    for (kind, count) in &kube {
+        println!("    {kind:<40} {:.1}", per_tick(*count as f64));
+    }
+    println!(
+        "  status writes per tick:                     {:.1}",
+        per_tick(kube.get("PATCH status").copied().unwrap_or(0) as f64)
+    );
+    println!(
+        "  GET /scale per tick:                        {:.1}",
+        per_tick(kube.get("GET scale").copied().unwrap_or(0) as f64)
+    );
+    println!(
+        "  /metrics scrape:                            {} bytes (HTTP {scrape_status})",
+        scrape_after.len()
+    );
+    println!(
+        "  reconciled once (status written):           {} of {n}",
+        reconciled(&store)
+    );
+    println!("  targets scaled above 1:                     {scaled}");
     println!(
         "  app0: {} replicas desired, metric {}",
         sample["status"]["desiredReplicas"], sample["status"]["metricSummary"]

@@ -4,9 +4,15 @@
 //! - Fencing: while the leader waits on a slow Avi answer, another identity takes the Lease
 //!   (written through the stand-in); from the handover on, the old leader writes nothing, not
 //!   even when the answer it waited for arrives and asks for a scale.
+//! - Conditional Lease writes: a replica whose Lease another identity took reads it again and
+//!   never renews it.
 //! - Conditional `/scale` writes: the target changes between the operator's read and its write;
 //!   the write carries the resourceVersion read, gets a 409 and overwrites nothing; a repeat is
 //!   reported with a `ScaleConflict` Event, and the next clean read scales.
+//! - A lost status write: the status write after a scale fails (two server errors, then a
+//!   conflict); the operator decides from the status it could not write, so the rate limit
+//!   counts the scale and no second step follows; every status write carries the
+//!   resourceVersion it was decided from.
 
 use std::{
     sync::{
@@ -55,19 +61,6 @@ async fn wait_first_status(cluster: &Cluster) {
         .await;
 }
 
-fn lease_holder(cluster: &Cluster) -> Option<String> {
-    cluster
-        .get(
-            "coordination.k8s.io/v1",
-            "Lease",
-            "default",
-            "avi-autoscaler",
-        )?
-        .pointer("/spec/holderIdentity")?
-        .as_str()
-        .map(str::to_owned)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_taken_during_a_slow_fetch_leaves_the_old_leader_no_write() {
     let (cluster, sim) = seed(json!({"pollingIntervalSeconds": 2})).await;
@@ -89,7 +82,7 @@ async fn a_lease_taken_during_a_slow_fetch_leaves_the_old_leader_no_write() {
     );
     cluster
         .wait("replica-a holding the lease", |c| {
-            (lease_holder(c)? == "replica-a").then_some(())
+            (c.lease_holder()? == "replica-a").then_some(())
         })
         .await;
     wait_first_status(&cluster).await;
@@ -167,7 +160,7 @@ async fn a_lease_taken_during_a_slow_fetch_leaves_the_old_leader_no_write() {
     );
     assert!(cluster.scale_writes("replica-a").is_empty());
     assert_eq!(cluster.replicas(), Some(1));
-    assert_eq!(lease_holder(&cluster).as_deref(), Some("replica-b"));
+    assert_eq!(cluster.lease_holder().as_deref(), Some("replica-b"));
     drop(leader);
 }
 
@@ -177,13 +170,13 @@ async fn a_scale_change_between_read_and_write_is_never_overwritten() {
     let operator = Operator::start(&cluster, "operator", &[ALLOW_INLINE]);
     wait_first_status(&cluster).await;
 
-    // The operator's read of the Deployment (after its read of /scale) now takes 2 s, and
-    // meanwhile someone keeps scaling the Deployment by hand.
-    let slow_read = cluster.kube.inject(
-        Fault::delay(Duration::from_secs(2))
-            .method("GET")
+    // The operator's scale writes now take a second to arrive, and meanwhile someone keeps
+    // scaling the Deployment by hand: each write was decided on a Deployment that has changed.
+    let slow_write = cluster.kube.inject(
+        Fault::delay(Duration::from_secs(1))
+            .method("PATCH")
             .path(&format!(
-                "/apis/apps/v1/namespaces/{NAMESPACE}/deployments/{DEPLOYMENT}"
+                "/apis/apps/v1/namespaces/{NAMESPACE}/deployments/{DEPLOYMENT}/scale"
             ))
             .client("operator"),
     );
@@ -210,7 +203,7 @@ async fn a_scale_change_between_read_and_write_is_never_overwritten() {
     assert!(message.contains("changed since"), "{message}");
     stop.store(true, Ordering::Release);
     by_hand.await.expect("the manual scaler ends");
-    cluster.kube.remove_fault(slow_read);
+    cluster.kube.remove_fault(slow_write);
 
     // Each conflicting write carried the resourceVersion it was decided on and changed
     // nothing; the first write on a clean read scales.
@@ -232,4 +225,153 @@ async fn a_scale_change_between_read_and_write_is_never_overwritten() {
     cluster.wait_replicas(4).await;
     cluster.wait_scale_writes("operator", &[4]).await;
     drop(operator);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scale_whose_status_write_failed_is_not_forgotten() {
+    // One pod per 10 minutes: a decision that forgot the first step would take a second one
+    // at once.
+    let (cluster, sim) = seed(json!({
+        "pollingIntervalSeconds": 1,
+        "behavior": {"scaleUp": {"stabilizationWindowSeconds": 0,
+                                 "policies": [{"type": "Pods", "value": 1, "periodSeconds": 600}]}}
+    }))
+    .await;
+    let operator = Operator::start(&cluster, "operator", &[ALLOW_INLINE]);
+    wait_first_status(&cluster).await;
+
+    // The status writes after the scale fail: twice a server error, once a conflict.
+    let status_path = "/apis/autoscaling.avi.dev/v1alpha1/namespaces/*/aviautoscalers/*/status";
+    for fault in [Fault::status(500).times(2), Fault::status(409).times(1)] {
+        cluster
+            .kube
+            .inject(fault.method("PATCH").path(status_path).client("operator"));
+    }
+    // The load asks for 4; the policy allows 1 → 2.
+    at(&sim, 300.0).await;
+    cluster.wait_scale_writes("operator", &[2]).await;
+    let recorded = cluster
+        .wait("the scale recorded in status", |c| {
+            let status = c.autoscaler()?.get("status")?.clone();
+            (status["currentReplicas"] == 2).then_some(status)
+        })
+        .await;
+    let events = recorded["scaleEvents"].as_array().expect("scale events");
+    assert_eq!(events.len(), 1, "{recorded}");
+    assert_eq!(
+        (events[0]["from"].clone(), events[0]["to"].clone()),
+        (json!(1), json!(2))
+    );
+
+    // Fresh samples keep asking for 4; the rate limit, known from the remembered scale, holds
+    // the target at 2 over several more reconciles.
+    let before = operator.reconciles().await;
+    at(&sim, 330.0).await;
+    operator.wait_reconciles(before, 5).await;
+    assert_eq!(cluster.scale_writes("operator"), vec![2]);
+    assert_eq!(cluster.replicas(), Some(2));
+
+    // Every status write carried the resourceVersion its decision was made from, and the three
+    // failures happened.
+    let writes: Vec<_> = cluster
+        .kube
+        .requests()
+        .into_iter()
+        .filter(|r| r.client.as_deref() == Some("operator"))
+        .filter(|r| r.method == "PATCH" && r.path.ends_with("/status"))
+        .collect();
+    assert_eq!(
+        writes.iter().filter(|r| r.status >= 400).count(),
+        3,
+        "{writes:?}"
+    );
+    for w in &writes {
+        let body: Value = serde_json::from_str(&w.body).expect("a JSON patch");
+        assert!(
+            body.pointer("/metadata/resourceVersion").is_some(),
+            "a status write without a resourceVersion: {body}"
+        );
+    }
+    drop(operator);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_never_renews_a_lease_another_identity_took() {
+    let (cluster, _sim) = seed(json!({})).await;
+    // A short lease renewed every 2 s: the old holder looks at the Lease again soon after the
+    // takeover.
+    let replica = Operator::start(
+        &cluster,
+        "replica-a",
+        &[
+            ALLOW_INLINE,
+            "--leader-election",
+            "--lease-namespace",
+            "default",
+            "--lease-duration-seconds",
+            "4",
+            "--lease-renew-grace-seconds",
+            "2",
+        ],
+    );
+    cluster
+        .wait("replica-a holding the lease", |c| {
+            (c.lease_holder()? == "replica-a").then_some(())
+        })
+        .await;
+
+    // Another identity takes the Lease (as after a forced takeover) for a minute.
+    let now = format!("{:.6}", Timestamp::now());
+    cluster.kubectl_ok(
+        &[
+            "patch",
+            "lease",
+            "avi-autoscaler",
+            "-n",
+            "default",
+            "--type",
+            "merge",
+            "-p",
+            &json!({"spec": {"holderIdentity": "replica-b", "renewTime": now,
+                             "acquireTime": now, "leaseDurationSeconds": 60}})
+            .to_string(),
+        ],
+        None,
+    );
+    let handover = cluster.kube.last_request_seq();
+    let lease_path = "/apis/coordination.k8s.io/v1/namespaces/default/leases/avi-autoscaler";
+    let lease_requests = |c: &Cluster, method: &str| -> Vec<String> {
+        c.kube
+            .requests_since(handover)
+            .iter()
+            .filter(|r| r.client.as_deref() == Some("replica-a") && r.path == lease_path)
+            .filter(|r| r.method == method)
+            .map(|r| format!("{} → {}: {}", r.method, r.status, r.body))
+            .collect()
+    };
+    // Three reads of the Lease span more than one renewal period of the old holder.
+    cluster
+        .wait("replica-a reading the Lease three times", |c| {
+            (lease_requests(c, "GET").len() >= 3).then_some(())
+        })
+        .await;
+    let writes: Vec<String> = lease_requests(&cluster, "PATCH")
+        .into_iter()
+        .filter(|w| !w.contains("→ 409"))
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "replica-a wrote the Lease replica-b holds: {writes:?}"
+    );
+    assert_eq!(cluster.lease_holder().as_deref(), Some("replica-b"));
+    assert!(
+        !replica
+            .logs()
+            .iter()
+            .rev()
+            .find(|l| l.contains("leadership changed"))
+            .is_some_and(|l| l.contains("\"leader\":true")),
+        "replica-a still believes it leads"
+    );
+    drop(replica);
 }

@@ -309,6 +309,19 @@ impl Cluster {
         .await
     }
 
+    /// The holder of the operator's Lease (`default/avi-autoscaler`), if any.
+    pub fn lease_holder(&self) -> Option<String> {
+        self.get(
+            "coordination.k8s.io/v1",
+            "Lease",
+            "default",
+            "avi-autoscaler",
+        )?
+        .pointer("/spec/holderIdentity")?
+        .as_str()
+        .map(str::to_owned)
+    }
+
     /// Waits until the `/scale` writes of `client` are exactly `expected` (the request log
     /// records a write when its answer is sent, just after the store changed).
     pub async fn wait_scale_writes(&self, client: &str, expected: &[i64]) {
@@ -626,6 +639,29 @@ impl Operator {
             .to_owned()
     }
 
+    /// The reconciles it has finished, whatever their result, as its `/metrics` counts them.
+    pub async fn reconciles(&self) -> u64 {
+        let (_, scrape) = http_get(&self.metrics_addr(), "/metrics").await;
+        scrape
+            .lines()
+            .filter(|l| l.starts_with("avi_autoscaler_reconciliations_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    }
+
+    /// Waits until it has finished `n` more reconciles than `since` (a count from
+    /// [`Operator::reconciles`]); panics after [`DEADLINE`].
+    pub async fn wait_reconciles(&self, since: u64, n: u64) {
+        let waited = tokio::time::timeout(DEADLINE, async {
+            let mut poll = tokio::time::interval(Duration::from_millis(100));
+            while self.reconciles().await < since + n {
+                poll.tick().await;
+            }
+        })
+        .await;
+        assert!(waited.is_ok(), "{n} more reconciles within {DEADLINE:?}");
+    }
+
     /// The address of its `/healthz` and `/readyz` endpoints.
     pub fn health_addr(&self) -> String {
         self.start_line()["health"]
@@ -688,8 +724,18 @@ impl Drop for Operator {
 }
 
 /// Keeps the simulated pool's member count equal to the Deployment's ready replicas, as AKO
-/// does with one pool member per pod. Runs until the returned handle is aborted.
+/// does with one pool member per pod, but at least one, so pool metrics always have a value.
+/// Runs until the returned handle is aborted.
 pub fn sync_pool_members(cluster: &Cluster, sim: &RunningSim) -> tokio::task::JoinHandle<()> {
+    sync_pool_members_at_least(cluster, sim, 1)
+}
+
+/// [`sync_pool_members`] with at least `min` members (0: none while no pod is ready).
+pub fn sync_pool_members_at_least(
+    cluster: &Cluster,
+    sim: &RunningSim,
+    min: u32,
+) -> tokio::task::JoinHandle<()> {
     let store = cluster.kube.store();
     let handle = sim.handle();
     tokio::spawn(async move {
@@ -704,7 +750,7 @@ pub fn sync_pool_members(cluster: &Cluster, sim: &RunningSim) -> tokio::task::Jo
                 ))
                 .and_then(|d| d.pointer("/status/readyReplicas").and_then(Value::as_u64))
                 .unwrap_or(0)
-                .max(1) as u32;
+                .max(u64::from(min)) as u32;
             if last != Some(ready) {
                 handle
                     .set_pool_servers(POOL, ready)
@@ -725,7 +771,7 @@ pub fn sync_pool_members(cluster: &Cluster, sim: &RunningSim) -> tokio::task::Jo
                                 d.pointer("/status/readyReplicas").and_then(Value::as_u64)
                             })
                             .unwrap_or(0)
-                            .max(1) as u32;
+                            .max(u64::from(min)) as u32;
                         now != ready
                     },
                     Duration::from_secs(3600),

@@ -507,19 +507,7 @@ async fn with_leader_election_exactly_one_replica_writes_and_a_standby_takes_ove
     ];
     let a = Operator::start(&cluster, "replica-a", &args);
     let b = Operator::start(&cluster, "replica-b", &args);
-    cluster
-        .wait("a lease holder", |c| {
-            c.get(
-                "coordination.k8s.io/v1",
-                "Lease",
-                "default",
-                "avi-autoscaler",
-            )?
-            .pointer("/spec/holderIdentity")?
-            .as_str()
-            .map(str::to_owned)
-        })
-        .await;
+    cluster.wait("a lease holder", Cluster::lease_holder).await;
     at(&sim, 300.0).await;
     cluster.wait_replicas(4).await;
     // Exactly one replica wrote: the one holding the lease.
@@ -656,27 +644,11 @@ async fn rbac_grants_exactly_what_the_operator_uses_and_telemetry_reports_it() {
         })
         .await;
     // A reconcile sets its gauges last, after its status write and its Events, so Ready=Active
-    // can be seen before the recovered metric value is back in /metrics. Reconciles of one
-    // object never overlap: once the next one has read the Deployment's scale, the one that
-    // wrote Ready=Active has set its gauges.
-    let seen = cluster.kube.last_request_seq();
-    let next_poll = cluster
-        .kube
-        .wait_for_request(
-            |r| {
-                r.seq > seen
-                    && r.client.as_deref() == Some("operator")
-                    && r.method == "GET"
-                    && r.path
-                        .ends_with(&format!("/deployments/{DEPLOYMENT}/scale"))
-            },
-            e2e::DEADLINE,
-        )
-        .await;
-    assert!(
-        next_poll.is_ok(),
-        "no poll after the recovery: {next_poll:?}"
-    );
+    // can be seen before the recovered metric value is back in /metrics. The reconcile counter
+    // moves after the gauges: one more finished reconcile than now means the one that wrote
+    // Ready=Active has set them.
+    let seen = operator.reconciles().await;
+    operator.wait_reconciles(seen, 1).await;
 
     // /metrics reports what happened, in the Prometheus text format.
     let (status, metrics) = e2e::http_get(&operator.metrics_addr(), "/metrics").await;
@@ -752,6 +724,8 @@ async fn rbac_grants_exactly_what_the_operator_uses_and_telemetry_reports_it() {
         ])
         .args(["--service-account", "avi-autoscaler/avi-autoscaler"])
         .args(["--allow-unused", "apps:replicasets:get"])
+        .args(["--allow-unused", "apps:replicasets:list"])
+        .args(["--allow-unused", "apps:replicasets:watch"])
         .args(["--allow-unused", "apps:replicasets/scale:get"])
         .args(["--allow-unused", "apps:replicasets/scale:patch"])
         // This run has inline connections only, so no AviController status is written;

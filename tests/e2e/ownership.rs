@@ -147,25 +147,9 @@ async fn two_autoscalers_on_one_deployment_and_an_hpa_on_another_do_not_fight() 
         .await
         .expect("the clock moves forward");
     cluster.wait_replicas(5).await;
-    // A few more polls at full load: nothing moves back.
-    let settled = cluster.kube.last_request_seq();
-    cluster
-        .wait("five more polls of the held autoscalers", |c| {
-            let polls = c
-                .kube
-                .requests_since(settled)
-                .iter()
-                .filter(|r| {
-                    r.method == "GET"
-                        && r.path
-                            == format!(
-                                "/apis/apps/v1/namespaces/{NAMESPACE}/deployments/{OTHER}/scale"
-                            )
-                })
-                .count();
-            (polls >= 5).then_some(())
-        })
-        .await;
+    // A few more polls of the three autoscalers at full load: nothing moves back.
+    let settled = operator.reconciles().await;
+    operator.wait_reconciles(settled, 15).await;
 
     let writes = scale_writes_to(&cluster, DEPLOYMENT);
     assert!(

@@ -73,10 +73,9 @@ async fn a_virtual_service_wakes_a_deployment_at_zero_and_it_sleeps_after_the_co
         })
         .collect();
     cluster.apply(&manifests.join("\n---\n"));
-    // Pool members follow the ready pods (the shared helper keeps at least one member, so the
-    // pool metric reads from the first poll after the wake; that a virtual service keeps
-    // counting clients with no members at all is avi-sim's own test).
-    drop(e2e::sync_pool_members(&cluster, &sim));
+    // Pool members follow the ready pods, none at zero: the pool has no value then, and the
+    // virtual service keeps counting clients.
+    drop(e2e::sync_pool_members_at_least(&cluster, &sim, 0));
     let _operator = Operator::start(&cluster, "operator", &[ALLOW_INLINE]);
 
     // No clients yet: it stays at zero.
@@ -93,6 +92,13 @@ async fn a_virtual_service_wakes_a_deployment_at_zero_and_it_sleeps_after_the_co
         "{activated}"
     );
     assert!(activated.contains("scaling from 0 to 1"), "{activated}");
+    // The pod is ready and in the pool before the load moves on (a member that joins at the
+    // paused clock's instant would miss the realtime bucket that ends there).
+    cluster
+        .wait("one pool member", |_| {
+            (sim.handle().pool_servers(e2e::POOL).ok()?.len() == 1).then_some(())
+        })
+        .await;
 
     // Under the full load (1000 open connections, 200 per replica) it grows to the maximum.
     at(&sim, 600.0).await;

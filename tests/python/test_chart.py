@@ -29,7 +29,7 @@ OPERATOR_RULES = [
     {"apiGroups": ["autoscaling.avi.dev"], "resources": ["aviautoscalers"], "verbs": ["list", "watch"]},
     {"apiGroups": ["autoscaling.avi.dev"], "resources": ["aviautoscalers/status"], "verbs": ["patch"]},
     {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": ["list", "watch"]},
-    {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "replicasets"], "verbs": ["get"]},
+    {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "replicasets"], "verbs": ["get", "list", "watch"]},
     {
         "apiGroups": ["apps"],
         "resources": ["deployments/scale", "statefulsets/scale", "replicasets/scale"],

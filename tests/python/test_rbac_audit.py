@@ -207,7 +207,7 @@ def test_a_binding_to_a_missing_role_is_an_input_error() -> None:
 
 def test_sample_log_is_allowed_and_uses_every_rule_of_the_default_install() -> None:
     report = audit(sample_requests(), chart_manifests(), SERVICE_ACCOUNT, user_agent_prefix=OPERATOR_AGENT)
-    assert report.requests == 31
+    assert report.requests == 37
     assert report.ok, report.render()
 
 
@@ -263,13 +263,24 @@ def test_unused_rules_are_reported() -> None:
     assert report.disallowed == []
     assert [str(p) for p, _ in report.unused] == [
         "apps:statefulsets:get",
+        "apps:statefulsets:list",
+        "apps:statefulsets:watch",
         "apps:statefulsets/scale:get",
         "apps:statefulsets/scale:patch",
         "events.k8s.io:events:patch",
     ]
     assert report.unused[0][1] == ["ClusterRole/avi-autoscaler"]
     # Kinds the end-to-end tests do not exercise can be allowed explicitly.
-    allowed = [Permission.parse(p) for p in ("apps:statefulsets:get", "apps:statefulsets/scale:get", "apps:statefulsets/scale:patch")]
+    allowed = [
+        Permission.parse(p)
+        for p in (
+            "apps:statefulsets:get",
+            "apps:statefulsets:list",
+            "apps:statefulsets:watch",
+            "apps:statefulsets/scale:get",
+            "apps:statefulsets/scale:patch",
+        )
+    ]
     report = audit(requests, chart_manifests(), SERVICE_ACCOUNT, allowed, OPERATOR_AGENT)
     assert [str(p) for p, _ in report.unused] == ["events.k8s.io:events:patch"]
     assert [str(p) for p in report.allowed_unused] == [str(p) for p in allowed]
@@ -384,7 +395,7 @@ def test_command_line(tmp_path: Path) -> None:
     common = ["--log", str(SAMPLE_LOG), "--manifests", str(rendered), "--service-account", SERVICE_ACCOUNT]
     ok = run_cli(*common, "--user-agent-prefix", OPERATOR_AGENT)
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert "31 requests checked" in ok.stdout
+    assert "37 requests checked" in ok.stdout
     refused = run_cli(*common)
     assert refused.returncode == 1
     assert "GET /api/v1/namespaces/routing-ns1/pods?labelSelector=app%3Dkuard -> 200" in refused.stdout

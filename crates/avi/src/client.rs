@@ -704,26 +704,21 @@ impl Connection {
         let mut budget = self.policy.max_response_bytes;
         loop {
             let query = format!("page_size=1000&page={page}");
-            let reply = self
-                .get(&ApiRequest {
-                    kind: RequestKind::MetricCatalog,
-                    path: "api/analytics/metric_id",
-                    query: &query,
-                    tenant_header: None,
-                    poll: 0,
-                    max_bytes: budget,
-                })
+            let reply: JsonReply<Page> = self
+                .get_json(
+                    &ApiRequest {
+                        kind: RequestKind::MetricCatalog,
+                        path: "api/analytics/metric_id",
+                        query: &query,
+                        tenant_header: None,
+                        poll: 0,
+                        max_bytes: budget,
+                    },
+                    "the metric catalog",
+                )
                 .await?;
-            budget = budget.saturating_sub(reply.body.len());
-            if !reply.status.is_success() {
-                return Err(status_error(Kind::BadResponse, &reply));
-            }
-            let parsed: Page = serde_json::from_slice(&reply.body).map_err(|e| {
-                Error::new(Kind::BadResponse)
-                    .with_endpoint(&reply.url)
-                    .with_detail("the metric catalog is not the expected JSON")
-                    .with_source(e)
-            })?;
+            budget = budget.saturating_sub(reply.bytes);
+            let parsed = reply.value;
             if catalog.len() + parsed.results.len() > MAX_CATALOG_METRICS {
                 return Err(Error::new(Kind::TooLarge)
                     .with_endpoint(&reply.url)
@@ -739,6 +734,41 @@ impl Connection {
             }
             page += 1;
         }
+    }
+}
+
+/// A JSON answer, parsed.
+struct JsonReply<T> {
+    value: T,
+    /// The size of the body.
+    bytes: usize,
+    /// The URL that answered.
+    url: Url,
+}
+
+impl Connection {
+    /// GETs `request` and parses the answer as JSON; `what` names it in errors. Anything but a
+    /// success, or JSON of another shape, is a `BadResponse`.
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        request: &ApiRequest<'_>,
+        what: &str,
+    ) -> Result<JsonReply<T>, Error> {
+        let reply = self.get(request).await?;
+        if !reply.status.is_success() {
+            return Err(status_error(Kind::BadResponse, &reply));
+        }
+        let value = serde_json::from_slice(&reply.body).map_err(|e| {
+            Error::new(Kind::BadResponse)
+                .with_endpoint(&reply.url)
+                .with_detail(format!("{what} is not the expected JSON"))
+                .with_source(e)
+        })?;
+        Ok(JsonReply {
+            value,
+            bytes: reply.body.len(),
+            url: reply.url,
+        })
     }
 }
 
@@ -761,25 +791,20 @@ impl Connection {
             #[serde(rename = "Version")]
             version: String,
         }
-        let reply = self
-            .get(&ApiRequest {
-                kind: RequestKind::Version,
-                path: "api/cluster/version",
-                query: "",
-                tenant_header: None,
-                poll: 0,
-                max_bytes: usize::MAX,
-            })
-            .await?;
-        if !reply.status.is_success() {
-            return Err(status_error(Kind::BadResponse, &reply));
-        }
-        let parsed: Version = serde_json::from_slice(&reply.body).map_err(|e| {
-            Error::new(Kind::BadResponse)
-                .with_endpoint(&reply.url)
-                .with_detail("the controller version is not the expected JSON")
-                .with_source(e)
-        })?;
+        let parsed: Version = self
+            .get_json(
+                &ApiRequest {
+                    kind: RequestKind::Version,
+                    path: "api/cluster/version",
+                    query: "",
+                    tenant_header: None,
+                    poll: 0,
+                    max_bytes: usize::MAX,
+                },
+                "the controller version",
+            )
+            .await?
+            .value;
         let endpoint = self
             .key
             .endpoints
@@ -835,26 +860,21 @@ impl Connection {
         let mut budget = self.policy.max_response_bytes;
         for page in 1..=INVENTORY_MAX_PAGES {
             let query = format!("page_size=200&page={page}");
-            let reply = self
-                .get(&ApiRequest {
-                    kind: RequestKind::Inventory,
-                    path: &path,
-                    query: &query,
-                    tenant_header: Some(tenant),
-                    poll: 0,
-                    max_bytes: budget,
-                })
+            let reply: JsonReply<Page> = self
+                .get_json(
+                    &ApiRequest {
+                        kind: RequestKind::Inventory,
+                        path: &path,
+                        query: &query,
+                        tenant_header: Some(tenant),
+                        poll: 0,
+                        max_bytes: budget,
+                    },
+                    "the inventory answer",
+                )
                 .await?;
-            budget = budget.saturating_sub(reply.body.len());
-            if !reply.status.is_success() {
-                return Err(status_error(Kind::BadResponse, &reply));
-            }
-            let parsed: Page = serde_json::from_slice(&reply.body).map_err(|e| {
-                Error::new(Kind::BadResponse)
-                    .with_endpoint(&reply.url)
-                    .with_detail("the inventory answer is not the expected JSON")
-                    .with_source(e)
-            })?;
+            budget = budget.saturating_sub(reply.bytes);
+            let parsed = reply.value;
             out.extend(parsed.results.iter().map(inventory_entity));
             if parsed.next.is_none() {
                 break;

@@ -94,7 +94,8 @@
 //!    [`PollerSettings::coalesce_window`] (50 ms) for others: every pair asked for meanwhile
 //!    joins it.
 //! 2. When the window closes, the batch also takes every pair that is *due*: asked in earlier
-//!    ticks at a period that says it will be asked again now. So a tick costs
+//!    ticks at a period that says it will be asked again within half a period, and not yet
+//!    answered for that ask. So a tick costs
 //!    ceil(pairs / [`PollerSettings::max_entities_per_request`]) requests even when the
 //!    operator's reconciles trickle in over several seconds (its concurrency is limited), not
 //!    one request per coalescing window.
@@ -103,16 +104,21 @@
 //!    `max_entities_per_request`. Callers asking while it is on its way wait for it
 //!    (single-flight) instead of sending their own. Requests of a batch run
 //!    [`PollerSettings::max_concurrent_requests`] at a time.
-//! 4. Answers are cached for `cache_ttl`; asks within the tick are answered from the cache,
-//!    errors included, so a failing controller is asked once per tick, not once per autoscaler.
+//! 4. Answers are cached for `cache_ttl`, or three quarters of the period of a pair asked
+//!    periodically; asks within the tick are answered from the cache, errors included, so a
+//!    failing controller is asked once per tick, not once per autoscaler.
 //!
-//! `cache_ttl` must be longer than the spread of one tick's reconciles and shorter than the
-//! shortest polling interval in use. The default, 5 s, is Avi's realtime bucket, so the cache
-//! hides no realtime value, and a third of the default 15 s interval. A caller that polls
-//! faster passes its own bound with [`Poller::fetch_within`] (the operator passes half its
-//! polling interval), so it never reads an answer that was there at its previous poll. A pair not asked for two
-//! of its periods (its autoscaler was deleted or changed) is forgotten; a pair asked only once
-//! is fetched ahead for at most [`PollerSettings::interest_ttl`].
+//! Each caller says how old an answer it takes ([`Poller::fetch_within`]); the operator passes
+//! the time since its tick began (at most half its polling interval), so it never reads an
+//! answer that was there at its previous poll, while every reconcile in the first half of a
+//! tick shares that tick's batch however long the reconciles take: at 10,000 autoscalers they
+//! spread over more than the 5 s of `cache_ttl`, and answers that expired after 5 s cost a
+//! second and third round of batches. `cache_ttl` is the grouping of asks into ticks and the
+//! cache time of pairs without a period: longer than the spread of one tick's asks of a pair
+//! and shorter than the shortest polling interval in use. The default, 5 s, is Avi's realtime
+//! bucket, and a third of the default 15 s interval. A pair not asked for two of its periods
+//! (its autoscaler was deleted or changed) is forgotten; a pair asked only once is fetched
+//! ahead for at most [`PollerSettings::interest_ttl`].
 //!
 //! If the controller refuses a batch with 400 (some controllers may refuse an unknown name
 //! instead of ignoring it; Avi's behaviour is not documented), the batch is split in halves

@@ -40,8 +40,9 @@ pub struct PollerSettings {
     pub max_url_len: usize,
     /// How long the first caller of a batch waits for others to join. Default 50 ms.
     pub coalesce_window: Duration,
-    /// How long an answer (or error) serves later asks: one tick. Default 5 s (see the module
-    /// docs).
+    /// How long an answer (or error) serves later asks, and how close asks of one pair must be
+    /// to count as one tick; a pair asked periodically keeps its answer for three quarters of
+    /// its period if that is longer. Default 5 s (see the crate docs).
     pub cache_ttl: Duration,
     /// How long a pair asked for only once is still fetched ahead with its batch. Default
     /// 3660 s, the longest polling interval plus a minute. Zero turns fetching ahead off.
@@ -198,16 +199,17 @@ impl Poller {
             .await
     }
 
-    /// [`fetch`](Self::fetch), reusing only answers at most `max_age` old (capped at
-    /// [`PollerSettings::cache_ttl`]). An autoscaler that polls every `interval` passes less
-    /// than `interval`, so it never reads an answer that was already there at its previous poll.
+    /// [`fetch`](Self::fetch), reusing only answers at most `max_age` old. An autoscaler that
+    /// polls every `interval` passes the time since its tick began, so it never reads an answer
+    /// that was already there at its previous poll. Answers are kept for
+    /// [`PollerSettings::cache_ttl`], or three quarters of the period of a pair asked
+    /// periodically (see the crate documentation, "Batching and the tick").
     pub async fn fetch_within(
         &self,
         conn: &ConnectionConfig,
         queries: &[MetricQuery],
         max_age: Duration,
     ) -> Vec<Result<Sample, Error>> {
-        let max_age = max_age.min(self.core.settings.cache_ttl);
         self.core.fetch(conn, queries, max_age).await
     }
 
@@ -223,7 +225,6 @@ impl Poller {
         max_age: Duration,
         deadline: Duration,
     ) -> Vec<Result<Sample, Error>> {
-        let max_age = max_age.min(self.core.settings.cache_ttl);
         self.core
             .fetch_until(conn, queries, max_age, deadline)
             .await
@@ -342,6 +343,8 @@ enum EntryState {
     Pending(watch::Receiver<Option<BatchResult>>),
     Ready {
         outcome: EntryOutcome,
+        /// When the batch that answered was sent.
+        fetched: Instant,
         until: Instant,
     },
 }
@@ -352,6 +355,8 @@ struct Entry {
     last_ask: Instant,
     /// Time between the first asks of the last two ticks, once there were two.
     period: Option<Duration>,
+    /// The latest ask.
+    latest_ask: Instant,
 }
 
 impl Entry {
@@ -360,11 +365,13 @@ impl Entry {
             state: EntryState::Idle,
             last_ask: now,
             period: None,
+            latest_ask: now,
         }
     }
 
     /// Records an ask; asks within `tick` of the last one belong to the same tick.
     fn asked(&mut self, now: Instant, tick: Duration) {
+        self.latest_ask = now;
         let since = now.saturating_duration_since(self.last_ask);
         if since > tick {
             self.period = Some(since);
@@ -372,12 +379,28 @@ impl Entry {
         }
     }
 
-    /// Whether the pair is expected to be asked for within `tick` from `now`.
+    /// Whether the pair is expected to be asked for within half its period from `now`, so
+    /// that a tick whose reconciles spread over up to half the period still costs one batch,
+    /// and a batch late in a tick does not fetch again what was asked early in it.
     fn is_due(&self, now: Instant, tick: Duration, interest_ttl: Duration) -> bool {
         match self.period {
-            Some(p) => now + tick >= self.last_ask + p && !self.is_dead(now, tick, interest_ttl),
+            Some(p) => now + p / 2 >= self.last_ask + p && !self.is_dead(now, tick, interest_ttl),
             None => now.saturating_duration_since(self.last_ask) <= interest_ttl,
         }
+    }
+
+    /// How long an answer serves asks: `tick`, or for a pair asked periodically three
+    /// quarters of its period, so that every ask of one tick finds it however the tick's
+    /// reconciles spread. (Each caller still bounds the age it accepts.)
+    fn answer_ttl(&self, tick: Duration) -> Duration {
+        self.period.map_or(tick, |p| tick.max(p * 3 / 4))
+    }
+
+    /// Whether the cached answer was fetched before the pair's latest ask, so that the ask of
+    /// the pair's next tick, which takes only an answer of its own tick, cannot use it.
+    fn is_answer_used(&self) -> bool {
+        matches!(&self.state, EntryState::Ready { fetched, .. } if *fetched <= self.latest_ask)
+            && self.period.is_some()
     }
 
     /// Whether the pair was not asked for two of its periods (or within `interest_ttl` when
@@ -477,7 +500,7 @@ impl<T: Transport> Core<T> {
         self.batches.lock().expect("batches lock poisoned").len()
     }
 
-    /// `max_age` (at most the cache TTL): how old a cached answer may be to serve this call.
+    /// `max_age`: how old a cached answer may be to serve this call.
     pub(crate) async fn fetch(
         self: &Arc<Self>,
         conn: &ConnectionConfig,
@@ -532,10 +555,11 @@ impl<T: Transport> Core<T> {
                     .or_insert_with(|| Entry::new(now));
                 entry.asked(now, tick);
                 let wait = match &entry.state {
-                    // An answer cached at `until - tick` is `now - (until - tick)` old.
-                    EntryState::Ready { outcome, until }
-                        if now < *until && now + tick < *until + max_age =>
-                    {
+                    EntryState::Ready {
+                        outcome,
+                        fetched,
+                        until,
+                    } if now < *until && now.saturating_duration_since(*fetched) <= max_age => {
                         StatsHub::add(&self.stats.cache_hits, 1);
                         Wait::Ready(outcome.clone())
                     }
@@ -626,7 +650,7 @@ impl<T: Transport> Core<T> {
             let mut prefetched = 0;
             state.entries.retain(|k, e| match &e.state {
                 EntryState::Pending(r) if r.has_changed().is_ok() => true,
-                EntryState::Ready { until, .. } if now < *until => true,
+                EntryState::Ready { until, .. } if now < *until && !e.is_answer_used() => true,
                 _ if !interest.is_zero() && e.is_due(now, tick, interest) => {
                     keys.push(k.clone());
                     e.state = EntryState::Pending(rx.clone());
@@ -639,8 +663,9 @@ impl<T: Transport> Core<T> {
             (state.conn.clone(), keys, pending.tx)
         };
         StatsHub::add(&self.stats.batches, 1);
+        let fetched = Instant::now();
         let result: BatchResult = Arc::new(self.execute(&conn, &bkey, keys).await);
-        let until = Instant::now() + tick;
+        let answered = Instant::now();
         let probe = tx.subscribe();
         {
             let mut batches = self.batches.lock().expect("batches lock poisoned");
@@ -651,7 +676,8 @@ impl<T: Transport> Core<T> {
                     {
                         e.state = EntryState::Ready {
                             outcome: outcome.clone(),
-                            until,
+                            fetched,
+                            until: answered + e.answer_ttl(tick),
                         };
                     }
                 }

@@ -34,9 +34,10 @@ use tracing::{debug, info, instrument, warn};
 use crate::{
     connection::{Connections, SecretOrigin},
     events::Events,
+    history::{StatusMemory, Write},
     inline::InlinePolicy,
     leader::{Fenced, Leadership},
-    target::Targets,
+    target::{ReadSource, Targets},
     telemetry::{Metrics, ObjectLabels, ReconcileResult},
 };
 
@@ -88,6 +89,8 @@ pub struct Context {
     pub failures: Mutex<HashMap<ObjectRef<AviAutoscaler>, u32>>,
     /// Consecutive reconciles per object whose `/scale` write met a 409.
     pub scale_conflicts: Mutex<HashMap<ObjectRef<AviAutoscaler>, u32>>,
+    /// Statuses decided that the cached objects do not show yet.
+    pub statuses: StatusMemory,
 }
 
 impl Context {
@@ -110,6 +113,7 @@ impl Context {
             .lock()
             .expect("conflict lock poisoned")
             .remove(&ObjectRef::from(obj));
+        self.statuses.forget(obj);
     }
 
     /// Counts one more `/scale` conflict of `obj` in a row (or resets the count after a
@@ -173,6 +177,17 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the write met a 409: the object changed after the version it was made from.
+    pub fn is_conflict(&self) -> bool {
+        matches!(
+            self,
+            Error::PatchStatus {
+                source: kube::Error::Api(status),
+                ..
+            } if status.code == 409
+        )
+    }
+
     /// A fixed, low-cardinality name for metrics and logs.
     pub fn category(&self) -> &'static str {
         match self {
@@ -189,6 +204,11 @@ pub fn until_next_tick(now: Timestamp, interval: Duration) -> Duration {
     let now_ms = now.as_millisecond() as i128;
     let next = (now_ms / interval_ms + 1) * interval_ms;
     Duration::from_millis((next - now_ms).clamp(1, i128::from(u32::MAX)) as u64)
+}
+
+/// How long ago the current tick began (the last wall-clock multiple of `interval`).
+pub fn since_tick_start(now: Timestamp, interval: Duration) -> Duration {
+    interval.saturating_sub(until_next_tick(now, interval))
 }
 
 fn queries(spec: &ResolvedSpec) -> Vec<avi::MetricQuery> {
@@ -256,9 +276,13 @@ async fn fetch_samples(
             return Some(vec![Err(failure); n]);
         }
     };
-    // Half the polling interval: never an answer that was already there at the previous poll.
-    // The whole fetch ends within the interval, so the next poll is never late for it.
-    let max_age = spec.polling_interval / 2;
+    // Only an answer fetched since this tick began (ticks are aligned, so the previous poll
+    // was in an earlier tick), and never one older than half the interval (a timer that fires
+    // a moment before its tick): never an answer that was already there at the previous poll,
+    // while every reconcile in the first half of the tick shares the tick's one batch. The
+    // whole fetch ends within the interval, so the next poll is never late for it.
+    let max_age =
+        since_tick_start(Timestamp::now(), spec.polling_interval).min(spec.polling_interval / 2);
     let results = ctx
         .poller
         .fetch_within_deadline(&conn, &queries(spec), max_age, spec.polling_interval)
@@ -395,6 +419,10 @@ async fn reconcile_inner(
         Err(_) => &obj.spec.scale_target_ref,
     };
     let read = ctx.targets.read(&namespace, target_ref).await;
+    // A read from the watch of the target's kind made no request.
+    if !matches!(&read, Ok(r) if r.source == ReadSource::Watch) {
+        ctx.metrics.kube_request("get", "scale", read.is_ok());
+    }
     let resource_version = read.as_ref().ok().and_then(|r| r.resource_version.clone());
     let target = read
         .map(|r| scaling::TargetState {
@@ -406,11 +434,19 @@ async fn reconcile_inner(
             reason: api::Reason::FailedGetScale,
             message: e.message(),
         });
-    ctx.metrics.kube_request("get", "scale", target.is_ok());
     if let Ok(t) = &target {
         ctx.metrics.set_ready_replicas(&labels, t.ready());
     }
 
+    // The status history: the cached one, or a newer one this replica decided and the cache
+    // does not show yet (a scale whose status write failed, a write the watch has not brought).
+    let history = ctx.statuses.history(obj);
+    if history.remembered {
+        debug!(
+            stored = history.stored,
+            "deciding from a status the cached object does not show yet"
+        );
+    }
     let now = Timestamp::now();
     let mut decision = match &spec {
         Ok(_) if let Some(hold) = &hold => {
@@ -418,7 +454,7 @@ async fn reconcile_inner(
             scaling::decide_held(&scaling::HeldInputs {
                 hold,
                 generation: obj.metadata.generation,
-                status: obj.status.as_ref(),
+                status: history.status.as_ref(),
                 target,
                 now,
             })
@@ -426,7 +462,7 @@ async fn reconcile_inner(
         Ok(spec) => scaling::decide(&scaling::Inputs {
             spec,
             generation: obj.metadata.generation,
-            status: obj.status.as_ref(),
+            status: history.status.as_ref(),
             target,
             samples,
             now,
@@ -436,7 +472,7 @@ async fn reconcile_inner(
             scaling::decide_invalid(&scaling::InvalidInputs {
                 invalid,
                 generation: obj.metadata.generation,
-                status: obj.status.as_ref(),
+                status: history.status.as_ref(),
                 target,
                 now,
             })
@@ -444,6 +480,7 @@ async fn reconcile_inner(
     };
 
     let mut scale_error = None;
+    let mut scaled = false;
     // A dry run publishes its decisions and never writes /scale; the engine already returns
     // none to write, and the write path says it once more, since this is the promise a dry run
     // makes next to another autoscaler.
@@ -464,6 +501,7 @@ async fn reconcile_inner(
             .await
         {
             Ok(()) => {
+                scaled = true;
                 ctx.count_scale_conflict(obj, false);
                 ctx.metrics.kube_request("patch", "scale", true);
                 ctx.metrics.scaled(&labels, from, decision.desired_replicas);
@@ -520,14 +558,58 @@ async fn reconcile_inner(
             );
         }
     }
-    let written = if obj.status.as_ref() != Some(&decision.status) {
+    // A status this decision must not lose: its scale happened, or it carries one that did.
+    let must_keep = scaled || history.remembered;
+    let written = if !history.stored || history.status.as_ref() != Some(&decision.status) {
         if let Err(why) = ctx.leadership.fence(&namespace, &name).await {
+            if must_keep {
+                ctx.statuses
+                    .remember(obj, &history, &decision.status, Write::Lost);
+            }
             return Ok(fenced(&spec, &why, "status"));
         }
-        patch_status(ctx, obj, &decision.status).await
+        patch_status(
+            ctx,
+            obj,
+            &decision.status,
+            history.resource_version.as_deref(),
+        )
+        .await
+        .map(Some)
     } else {
-        Ok(())
+        Ok(None)
     };
+    match &written {
+        Ok(Some(resource_version)) => ctx.statuses.remember(
+            obj,
+            &history,
+            &decision.status,
+            Write::Stored {
+                resource_version: resource_version.clone(),
+            },
+        ),
+        Ok(None) => {}
+        Err(_) if must_keep => ctx
+            .statuses
+            .remember(obj, &history, &decision.status, Write::Lost),
+        Err(_) => {}
+    }
+    if let Err(e) = &written
+        && e.is_conflict()
+    {
+        // The object changed after the version this decision was made from (its spec, or a
+        // status written elsewhere): decide again on the new version. A scale this decision
+        // made is remembered above, and its Events are facts already.
+        ctx.statuses.conflicted(obj);
+        info!(
+            scaled,
+            "the AviAutoscaler changed since it was read: deciding again"
+        );
+        if scaled && let Err(why) = publish_events(ctx, obj, &decision.events).await {
+            return Ok(fenced(&spec, &why, "event"));
+        }
+        return Ok((Action::requeue(DEFERRED_RETRY), ReconcileResult::Deferred));
+    }
     let mut events = decision.events.clone();
     if let Err(e) = &written {
         events.push(scaling::Event::new(
@@ -550,19 +632,25 @@ async fn reconcile_inner(
     Ok((next_poll(&spec), ReconcileResult::Success))
 }
 
+/// Applies `status` to `obj`, on the condition that the object is still at `resource_version`
+/// (a 409 otherwise); returns the resourceVersion the write stored it under.
 async fn patch_status(
     ctx: &Context,
     obj: &AviAutoscaler,
     status: &api::AviAutoscalerStatus,
-) -> Result<(), Error> {
+    resource_version: Option<&str>,
+) -> Result<Option<String>, Error> {
     let namespace = obj.namespace().unwrap_or_default();
     let name = obj.name_any();
     let api: Api<AviAutoscaler> = Api::namespaced(ctx.client.clone(), &namespace);
-    let body = json!({
+    let mut body = json!({
         "apiVersion": AviAutoscaler::api_version(&()),
         "kind": AviAutoscaler::kind(&()),
         "status": status,
     });
+    if let Some(rv) = resource_version {
+        body["metadata"] = json!({"resourceVersion": rv});
+    }
     let result = api
         .patch_status(
             &name,
@@ -572,11 +660,13 @@ async fn patch_status(
         .await;
     ctx.metrics
         .kube_request("patch", "aviautoscalers/status", result.is_ok());
-    result.map(|_| ()).map_err(|source| Error::PatchStatus {
-        namespace,
-        name,
-        source,
-    })
+    result
+        .map(|stored| stored.metadata.resource_version)
+        .map_err(|source| Error::PatchStatus {
+            namespace,
+            name,
+            source,
+        })
 }
 
 /// Publishes `events`, each fenced; stops at the first one the lease cannot be confirmed for.
@@ -667,6 +757,21 @@ mod tests {
         assert_eq!(
             until_next_tick(t(7, 250), Duration::from_secs(1)),
             Duration::from_millis(750)
+        );
+    }
+
+    #[test]
+    fn a_tick_began_at_the_last_multiple_of_the_interval() {
+        let t = |s: i64, ms: i64| Timestamp::from_millisecond(s * 1000 + ms).unwrap();
+        let interval = Duration::from_secs(15);
+        assert_eq!(since_tick_start(t(30, 0), interval), Duration::ZERO);
+        assert_eq!(
+            since_tick_start(t(37, 250), interval),
+            Duration::from_millis(7_250)
+        );
+        assert_eq!(
+            since_tick_start(t(44, 999), interval),
+            Duration::from_millis(14_999)
         );
     }
 

@@ -103,7 +103,10 @@ impl Decoder {
     fn decode(&self, obj: DynamicObject) -> Decoded {
         let previous = self.previous(&obj);
         match obj.clone().try_parse::<AviAutoscaler>() {
-            Ok(typed) => {
+            Ok(mut typed) => {
+                // Nothing reads the field-manager bookkeeping, which the watch cache would
+                // otherwise keep for every object (a copy of the shape of its status).
+                typed.metadata.managed_fields = None;
                 if let Some(uid) = typed.uid() {
                     self.reported
                         .lock()

@@ -208,8 +208,8 @@ async fn diagnose(args: &DoctorArgs, client: &Client, obj: &AviAutoscaler) -> Re
         Some(conn) => avi_checks(&conn, &spec, obj, &mut report).await,
         None => failed_samples(&spec, "no connection to the Avi controller"),
     };
-    let target = Targets::new(client.clone())
-        .read(&namespace, &spec.scale_target_ref)
+    let target = Targets::new(client.clone(), Vec::new())
+        .read_scale(&namespace, &spec.scale_target_ref)
         .await;
     let target_name = format!(
         "{} {namespace}/{}",

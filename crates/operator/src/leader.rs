@@ -1,4 +1,4 @@
-//! Leader election with a coordination.k8s.io Lease (kube-lease-manager).
+//! Leader election with a coordination.k8s.io Lease.
 //!
 //! Leadership gates work, not watches: every replica keeps its AviAutoscaler cache warm, only
 //! the lease holder polls Avi and writes scale and status; the others count the reconciles they
@@ -10,10 +10,17 @@
 //! ([`Leadership::fence`]): the Lease is read again and the write goes ahead only if it still
 //! names this replica and stays valid for longer than the write can take.
 //!
+//! Every Lease write is conditional: it carries the resourceVersion of the Lease it was decided
+//! on, so a renewal can never land on a Lease another replica took in between (the API server
+//! answers 409 and this replica reads the Lease again). A replica renews only a Lease that
+//! names it, takes only one that nobody holds or whose holder let it expire, and releases only
+//! its own.
+//!
 //! With shards (`crate::shard`), each shard has a Lease of its own; the holder writes its shard
-//! count on it, and every replica keeps a cache of the shard Leases. A write for an object also
-//! needs that no older shard Lease claims the object ([`Leadership::claim`]), so processes with
-//! different shard counts never act on one object at the same time.
+//! count on it with every acquire and renewal, and every replica keeps a cache of the shard
+//! Leases. A write for an object also needs that no older shard Lease claims the object
+//! ([`Leadership::claim`]), so processes with different shard counts never act on one object at
+//! the same time.
 
 use std::{
     sync::{
@@ -24,16 +31,19 @@ use std::{
 };
 
 use futures::StreamExt;
-use k8s_openapi::{api::coordination::v1::Lease, jiff::Timestamp};
+use k8s_openapi::{
+    api::coordination::v1::{Lease, LeaseSpec},
+    apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta},
+    jiff::Timestamp,
+};
 use kube::{
-    Api, Client, ResourceExt,
-    api::{Patch, PatchParams},
+    Api, Client,
+    api::{Patch, PatchParams, PostParams},
     runtime::{WatchStreamExt, reflector, reflector::Store, watcher},
 };
-use kube_lease_manager::{LeaseManagerBuilder, LeaseParams};
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::{sync::watch, task::JoinHandle};
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::{
     shard::{SHARD_COUNT_ANNOTATION, ShardLease, Wait},
@@ -231,70 +241,268 @@ pub struct Election {
     task: JoinHandle<()>,
 }
 
+/// The field manager of every Lease write.
+const FIELD_MANAGER: &str = "avi-autoscaler-leader-election";
+
+/// How long to wait after a failed Lease read or write (or a lost race for it) before reading
+/// it again.
+const RETRY_AFTER_ERROR: Duration = Duration::from_secs(1);
+
+/// What this replica does with the Lease it has just read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// The Lease names this replica: renew it.
+    Renew,
+    /// Nobody holds the Lease, or its holder let it expire: take it.
+    Acquire,
+    /// Another identity holds a valid lease for `remaining` more.
+    Follow {
+        /// The holder.
+        holder: String,
+        /// How long its lease stays valid.
+        remaining: Duration,
+    },
+}
+
+/// Decides what to do with a Lease read at `now`: renew only a Lease that names `identity`,
+/// take one only when it has no holder or its holder's lease has expired (a lease without a
+/// renew time or a duration counts as expired), and otherwise follow.
+pub fn next_step(spec: Option<&LeaseSpec>, identity: &str, now: Timestamp) -> Step {
+    let Some(holder) = spec.and_then(|s| s.holder_identity.clone()) else {
+        return Step::Acquire;
+    };
+    if holder == identity {
+        return Step::Renew;
+    }
+    match remaining_validity(spec, &holder, now, Duration::ZERO) {
+        Ok(remaining) => Step::Follow { holder, remaining },
+        Err(_) => Step::Acquire,
+    }
+}
+
+/// The merge patch that makes `step` happen, conditional on the Lease's `resource_version`, with
+/// the holder's `shard_count` on it; `None` for [`Step::Follow`].
+fn lease_patch(
+    step: &Step,
+    spec: Option<&LeaseSpec>,
+    resource_version: &str,
+    identity: &str,
+    shard_count: u32,
+    duration: Duration,
+    now: Timestamp,
+) -> Option<Value> {
+    let seconds = i32::try_from(duration.as_secs()).unwrap_or(i32::MAX);
+    let now = json!(MicroTime(now));
+    let spec = match step {
+        Step::Renew => json!({
+            "holderIdentity": identity,
+            "renewTime": now,
+            "leaseDurationSeconds": seconds,
+        }),
+        Step::Acquire => json!({
+            "holderIdentity": identity,
+            "acquireTime": now,
+            "renewTime": now,
+            "leaseDurationSeconds": seconds,
+            "leaseTransitions": spec.and_then(|s| s.lease_transitions).unwrap_or(0).saturating_add(1),
+        }),
+        Step::Follow { .. } => return None,
+    };
+    Some(json!({
+        "metadata": {
+            "resourceVersion": resource_version,
+            "annotations": {SHARD_COUNT_ANNOTATION: shard_count.to_string()},
+        },
+        "spec": spec,
+    }))
+}
+
+/// The merge patch that releases a Lease this replica holds, conditional on its
+/// `resource_version`.
+fn release_patch(resource_version: &str) -> Value {
+    json!({
+        "metadata": {"resourceVersion": resource_version},
+        "spec": {"holderIdentity": null, "acquireTime": null, "renewTime": null, "leaseDurationSeconds": null},
+    })
+}
+
+/// How one round of the election ended.
+enum Round {
+    /// This replica holds the lease, renewed just now.
+    Leading,
+    /// Another replica holds it for `remaining` more, or the race for it was lost.
+    Following { remaining: Duration },
+}
+
+/// The Lease, its settings and where to find it.
+struct Campaign {
+    api: Api<Lease>,
+    settings: LeaseSettings,
+}
+
+impl Campaign {
+    /// Creates the Lease, empty, if it does not exist.
+    async fn ensure_lease(&self) -> Result<(), kube::Error> {
+        match self.api.get_opt(&self.settings.name).await? {
+            Some(_) => Ok(()),
+            None => {
+                let lease = Lease {
+                    metadata: ObjectMeta {
+                        name: Some(self.settings.name.clone()),
+                        namespace: Some(self.settings.namespace.clone()),
+                        ..ObjectMeta::default()
+                    },
+                    spec: Some(LeaseSpec::default()),
+                };
+                let params = PostParams {
+                    field_manager: Some(FIELD_MANAGER.into()),
+                    ..PostParams::default()
+                };
+                match self.api.create(&params, &lease).await {
+                    Ok(_) => Ok(()),
+                    // Another replica created it first.
+                    Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+                    Err(e) => Err(e),
+                }
+            }
+        }
+    }
+
+    /// Reads the Lease and renews, takes or follows it.
+    async fn round(&self) -> Result<Round, kube::Error> {
+        let Some(lease) = self.api.get_opt(&self.settings.name).await? else {
+            self.ensure_lease().await?;
+            return Ok(Round::Following {
+                remaining: Duration::ZERO,
+            });
+        };
+        let now = Timestamp::now();
+        let step = next_step(lease.spec.as_ref(), &self.settings.identity, now);
+        let rv = lease.metadata.resource_version.clone().unwrap_or_default();
+        let Some(patch) = lease_patch(
+            &step,
+            lease.spec.as_ref(),
+            &rv,
+            &self.settings.identity,
+            self.settings.shard.shard.count,
+            self.settings.duration,
+            now,
+        ) else {
+            let Step::Follow { remaining, .. } = step else {
+                unreachable!("only following writes nothing")
+            };
+            return Ok(Round::Following { remaining });
+        };
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PatchParams::default()
+        };
+        match self
+            .api
+            .patch(&self.settings.name, &params, &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => Ok(Round::Leading),
+            // The Lease changed since it was read: read it again.
+            Err(kube::Error::Api(e)) if e.code == 409 => Ok(Round::Following {
+                remaining: Duration::ZERO,
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Releases the Lease if it still names this replica.
+    async fn release(&self) -> Result<bool, kube::Error> {
+        let Some(lease) = self.api.get_opt(&self.settings.name).await? else {
+            return Ok(false);
+        };
+        let holder = lease
+            .spec
+            .as_ref()
+            .and_then(|s| s.holder_identity.as_deref());
+        if holder != Some(self.settings.identity.as_str()) {
+            return Ok(false);
+        }
+        let rv = lease.metadata.resource_version.unwrap_or_default();
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PatchParams::default()
+        };
+        self.api
+            .patch(
+                &self.settings.name,
+                &params,
+                &Patch::Merge(&release_patch(&rv)),
+            )
+            .await?;
+        Ok(true)
+    }
+}
+
 impl Election {
-    /// Starts campaigning for the lease.
+    /// Starts campaigning for the lease; creates the Lease first if it does not exist.
     pub async fn start(
         client: Client,
         settings: LeaseSettings,
         metrics: Arc<Metrics>,
-    ) -> Result<Self, kube_lease_manager::LeaseManagerError> {
-        let client_for_leases = client.clone();
+    ) -> Result<Self, kube::Error> {
+        let api: Api<Lease> = Api::namespaced(client, &settings.namespace);
+        let shard_lease = settings.shard.clone();
         let check = LeaseCheck {
-            api: Api::namespaced(client.clone(), &settings.namespace),
+            api: api.clone(),
             name: settings.name.clone(),
             identity: settings.identity.clone(),
             margin: fence_margin(settings.grace),
         };
-        let shard_lease = settings.shard.clone();
-        let manager = LeaseManagerBuilder::new(client, &settings.name)
-            .with_namespace(&settings.namespace)
-            .with_parameters(
-                LeaseParams::new(
-                    settings.identity.clone(),
-                    settings.duration.as_secs().max(2),
-                    settings
-                        .grace
-                        .as_secs()
-                        .clamp(1, settings.duration.as_secs().max(2) - 1),
-                )
-                .with_field_manager("avi-autoscaler-leader-election"),
-            )
-            .build()
-            .await?;
-        let (leases, leases_task) = watch_shard_leases(
-            Api::namespaced(client_for_leases, &settings.namespace),
-            settings.shard.clone(),
-        );
+        let duration = settings.duration.max(Duration::from_secs(2));
+        let grace = settings
+            .grace
+            .clamp(Duration::from_secs(1), duration - Duration::from_secs(1));
+        let campaign = Campaign {
+            api,
+            settings: LeaseSettings {
+                duration,
+                grace,
+                ..settings
+            },
+        };
+        campaign.ensure_lease().await?;
+        let (leases, leases_task) = watch_leases(campaign.api.clone());
         let flag = Arc::new(AtomicBool::new(false));
         let (stop, mut stopped) = watch::channel(false);
         let leading = flag.clone();
         let task = tokio::spawn(async move {
+            let name = campaign.settings.name.clone();
             loop {
+                let (is_leader, wait) = match campaign.round().await {
+                    // Renew `grace` before the lease written just now expires.
+                    Ok(Round::Leading) => (true, duration - grace),
+                    // Look again when the holder's lease ends, and at least every `grace`,
+                    // so a released Lease is taken soon.
+                    Ok(Round::Following { remaining }) => {
+                        (false, remaining.min(grace).max(Duration::from_millis(100)))
+                    }
+                    Err(e) => {
+                        // Lost contact with the API server: stop writing until the lease is
+                        // confirmed again.
+                        warn!(error = &e as &dyn std::error::Error, "lease renewal failed");
+                        (false, RETRY_AFTER_ERROR)
+                    }
+                };
+                if is_leader != leading.swap(is_leader, Ordering::AcqRel) {
+                    info!(leader = is_leader, lease = %name, "leadership changed");
+                }
+                metrics.set_leader(is_leader);
                 tokio::select! {
-                    changed = manager.changed() => match changed {
-                        Ok(is_leader) => {
-                            if is_leader != leading.swap(is_leader, Ordering::AcqRel) {
-                                info!(leader = is_leader, lease = %settings.name, "leadership changed");
-                            }
-                            metrics.set_leader(is_leader);
-                        }
-                        Err(e) => {
-                            // Lost contact with the API server: stop writing until the lease
-                            // is confirmed again.
-                            leading.store(false, Ordering::Release);
-                            metrics.set_leader(false);
-                            warn!(error = &e as &dyn std::error::Error, "lease renewal failed");
-                            tokio::time::sleep(Duration::from_secs(1)).await;
-                        }
-                    },
+                    () = tokio::time::sleep(wait) => {}
                     _ = stopped.changed() => {
                         leading.store(false, Ordering::Release);
                         metrics.set_leader(false);
                         leases_task.abort();
-                        if let Err(e) = manager.release().await {
-                            warn!(error = &e as &dyn std::error::Error, "releasing the lease failed");
-                        } else {
-                            info!(lease = %settings.name, "lease released");
+                        match campaign.release().await {
+                            Ok(true) => info!(lease = %name, "lease released"),
+                            Ok(false) => {}
+                            Err(e) => warn!(error = &e as &dyn std::error::Error, "releasing the lease failed"),
                         }
                         return;
                     }
@@ -322,57 +530,22 @@ impl Election {
     }
 }
 
-/// Keeps a cache of the Leases in the lease namespace (the shard Leases are among them) and,
-/// whenever this replica's own shard Lease names it without its shard count, writes the count
-/// on it. The write carries the resourceVersion it was decided on, so it never lands on a Lease
-/// that changed holder in between.
-fn watch_shard_leases(api: Api<Lease>, shard: ShardLease) -> (Store<Lease>, JoinHandle<()>) {
+/// Keeps a cache of the Leases in the lease namespace; the shard Leases are among them.
+fn watch_leases(api: Api<Lease>) -> (Store<Lease>, JoinHandle<()>) {
     let (reader, writer) = reflector::store();
-    let count = shard.shard.count.to_string();
     let task = tokio::spawn(async move {
         let mut stream = std::pin::pin!(
-            watcher(api.clone(), watcher::Config::default().any_semantic())
+            watcher(api, watcher::Config::default().any_semantic())
                 .default_backoff()
                 .reflect(writer)
                 .applied_objects()
         );
         while let Some(event) = stream.next().await {
-            let lease = match event {
-                Ok(lease) => lease,
-                Err(e) => {
-                    warn!(
-                        error = &e as &dyn std::error::Error,
-                        "watching the leases (needs list and watch on leases): writes wait until it works"
-                    );
-                    continue;
-                }
-            };
-            let is_own = lease.name_any() == shard.name
-                && lease
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.holder_identity.as_deref())
-                    == Some(shard.identity.as_str());
-            if !is_own || lease.annotations().get(SHARD_COUNT_ANNOTATION) == Some(&count) {
-                continue;
-            }
-            let patch = json!({"metadata": {
-                "resourceVersion": lease.resource_version(),
-                "annotations": {SHARD_COUNT_ANNOTATION: count},
-            }});
-            let params = PatchParams {
-                field_manager: Some("avi-autoscaler-shard".to_owned()),
-                ..PatchParams::default()
-            };
-            match api.patch(&shard.name, &params, &Patch::Merge(&patch)).await {
-                Ok(_) => {
-                    info!(lease = %shard.name, shard = %shard.shard, "shard count written on the lease")
-                }
-                // A conflict means the Lease changed: its next event decides again.
-                Err(e) => debug!(
+            if let Err(e) = event {
+                warn!(
                     error = &e as &dyn std::error::Error,
-                    "writing the shard count on the lease"
-                ),
+                    "watching the leases (needs list and watch on leases): writes wait until it works"
+                );
             }
         }
     });
@@ -381,10 +554,6 @@ fn watch_shard_leases(api: Api<Lease>, shard: ShardLease) -> (Store<Lease>, Join
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::{
-        api::coordination::v1::LeaseSpec, apimachinery::pkg::apis::meta::v1::MicroTime,
-    };
-
     use super::*;
 
     fn at(seconds: i64) -> Timestamp {
@@ -460,6 +629,90 @@ mod tests {
         assert!(remaining_validity(Some(&spec), "a", at(1), MARGIN).is_err());
         spec.acquire_time = Some(MicroTime(at(0)));
         assert!(remaining_validity(Some(&spec), "a", at(1), MARGIN).is_ok());
+    }
+
+    #[test]
+    fn a_replica_renews_only_its_own_lease() {
+        let mine = lease("a", 0, 15);
+        assert_eq!(next_step(Some(&mine), "a", at(5)), Step::Renew);
+        // Another holder's valid lease is followed, never renewed or taken, even by a replica
+        // that held it a moment ago.
+        let theirs = lease("b", 0, 15);
+        assert_eq!(
+            next_step(Some(&theirs), "a", at(5)),
+            Step::Follow {
+                holder: "b".into(),
+                remaining: Duration::from_secs(10)
+            }
+        );
+        assert_eq!(
+            lease_patch(
+                &next_step(Some(&theirs), "a", at(5)),
+                Some(&theirs),
+                "7",
+                "a",
+                2,
+                Duration::from_secs(15),
+                at(5)
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn an_expired_or_free_lease_is_taken() {
+        assert_eq!(
+            next_step(Some(&lease("b", 0, 15)), "a", at(16)),
+            Step::Acquire
+        );
+        assert_eq!(
+            next_step(Some(&LeaseSpec::default()), "a", at(0)),
+            Step::Acquire
+        );
+        assert_eq!(next_step(None, "a", at(0)), Step::Acquire);
+        let mut no_duration = lease("b", 0, 15);
+        no_duration.lease_duration_seconds = None;
+        assert_eq!(next_step(Some(&no_duration), "a", at(1)), Step::Acquire);
+    }
+
+    #[test]
+    fn every_lease_write_is_conditional_on_the_lease_read() {
+        let mut spec = lease("b", 0, 15);
+        spec.lease_transitions = Some(3);
+        let take = lease_patch(
+            &Step::Acquire,
+            Some(&spec),
+            "42",
+            "a",
+            2,
+            Duration::from_secs(15),
+            at(20),
+        )
+        .unwrap();
+        assert_eq!(take["metadata"]["resourceVersion"], "42");
+        assert_eq!(take["spec"]["holderIdentity"], "a");
+        assert_eq!(take["spec"]["leaseTransitions"], 4);
+        assert_eq!(take["spec"]["leaseDurationSeconds"], 15);
+        assert_eq!(take["metadata"]["annotations"][SHARD_COUNT_ANNOTATION], "2");
+        let renew = lease_patch(
+            &Step::Renew,
+            Some(&lease("a", 0, 15)),
+            "43",
+            "a",
+            2,
+            Duration::from_secs(15),
+            at(10),
+        )
+        .unwrap();
+        assert_eq!(renew["metadata"]["resourceVersion"], "43");
+        assert_eq!(renew["spec"]["holderIdentity"], "a");
+        assert!(renew["spec"].get("acquireTime").is_none());
+        assert_eq!(
+            renew["metadata"]["annotations"][SHARD_COUNT_ANNOTATION],
+            "2"
+        );
+        assert_eq!(release_patch("44")["metadata"]["resourceVersion"], "44");
+        assert!(release_patch("44")["spec"]["holderIdentity"].is_null());
     }
 
     #[test]

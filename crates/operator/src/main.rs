@@ -14,6 +14,7 @@ mod controller_ref;
 mod decode;
 mod doctor;
 mod events;
+mod history;
 mod identity;
 mod inline;
 mod leader;
@@ -28,6 +29,7 @@ mod target;
 mod telemetry;
 mod ttl_cache;
 mod validation;
+mod workloads;
 
 fn main() -> ExitCode {
     let cli = match cli::Cli::try_parse() {
@@ -72,15 +74,8 @@ fn main() -> ExitCode {
             }
         },
         cli::Command::Doctor(args) => {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("error: starting the async runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
+            let Some(runtime) = runtime(tokio::runtime::Builder::new_current_thread()) else {
+                return ExitCode::FAILURE;
             };
             match runtime.block_on(doctor::run(&args)) {
                 Ok(true) => ExitCode::SUCCESS,
@@ -99,15 +94,8 @@ fn main() -> ExitCode {
                     .exit();
             }
             telemetry::init_logging(args.log_format, &args.log_level);
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("error: starting the async runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
+            let Some(runtime) = runtime(tokio::runtime::Builder::new_multi_thread()) else {
+                return ExitCode::FAILURE;
             };
             match runtime.block_on(run::run(*args)) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -119,4 +107,14 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The async runtime `builder` makes, with I/O and timers; `None` (and a message) if it cannot
+/// start.
+fn runtime(mut builder: tokio::runtime::Builder) -> Option<tokio::runtime::Runtime> {
+    builder
+        .enable_all()
+        .build()
+        .inspect_err(|e| eprintln!("error: starting the async runtime: {e}"))
+        .ok()
 }

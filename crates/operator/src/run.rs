@@ -67,7 +67,7 @@ pub enum RunError {
     Bind(#[source] std::io::Error),
     /// Leader election could not start.
     #[error("starting leader election")]
-    Lease(#[source] kube_lease_manager::LeaseManagerError),
+    Lease(#[source] kube::Error),
     /// An admin server failed.
     #[error("serving the metrics/health endpoints")]
     Serve(#[source] std::io::Error),
@@ -231,7 +231,7 @@ fn context(
             endpoints: args.allowed_endpoints.clone(),
             allow_insecure: args.allow_insecure_inline,
         },
-        targets: Targets::new(client.clone()),
+        targets: Targets::new(client.clone(), args.namespaces.clone()),
         events: Events::new(client.clone(), REPORTING_CONTROLLER, Some(args.identity())),
         metrics: metrics.clone(),
         leadership,
@@ -241,6 +241,7 @@ fn context(
         owners: Default::default(),
         failures: Default::default(),
         scale_conflicts: Default::default(),
+        statuses: Default::default(),
     })
 }
 
@@ -272,6 +273,14 @@ impl Scope {
         match self {
             Scope::All => Api::all_with(client.clone(), &ar),
             Scope::Namespace(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+        }
+    }
+
+    /// The namespace of the scope; `None` for all.
+    fn namespace(&self) -> Option<&str> {
+        match self {
+            Scope::All => None,
+            Scope::Namespace(ns) => Some(ns),
         }
     }
 
@@ -320,13 +329,15 @@ impl Controllers {
             let (shard_metrics, shard, counted) = (ctx.metrics.clone(), ctx.shard, reader.clone());
             let (others, others_writer) = reflector::store();
             let mut shard_filter = ShardFilter::new(ctx.shard, others_writer);
-            ctx.owners.add_autoscalers(others.clone());
             controllers.others.push(others);
             let mut config = watcher::Config::default().any_semantic();
             if let Some(selector) = &args.selector {
                 // The API server filters: objects outside the selector never reach this process.
                 config = config.labels_from(selector);
             }
+            let observed = ctx.clone();
+            let owners = ctx.clone();
+            let watched = scope.namespace().map(str::to_owned);
             // Reconcile on spec changes only: the operator's own status writes would otherwise
             // trigger a reconcile each. Timers (requeue) cover everything else.
             let stream = watcher(scope.api(client), config)
@@ -335,15 +346,24 @@ impl Controllers {
                     future::ready(match event {
                         Ok(event) => decoder
                             .event(event)
-                            .and_then(|e| shard_filter.event(e))
+                            .and_then(|e| {
+                                // Rivals on a workload count whichever shard they belong to.
+                                owners.owners.observe(&e, watched.as_deref());
+                                shard_filter.event(e)
+                            })
                             .map(Ok),
                         Err(e) => Some(Err(e)),
                     })
                 })
                 .reflect(writer)
                 .inspect(move |event| {
-                    if matches!(event, Ok(watcher::Event::InitDone)) {
-                        synced.synced();
+                    match event {
+                        Ok(watcher::Event::InitDone) => synced.synced(),
+                        // A status this replica remembers may be in the cache now.
+                        Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => {
+                            observed.statuses.observe(obj)
+                        }
+                        _ => {}
                     }
                     // With one scope its cache is all the shard holds: the count follows it
                     // (the sweep in `forget_deleted_objects` sums several scopes).
@@ -374,7 +394,6 @@ impl Controllers {
             // The Controller's graceful shutdown ends its own watch, not streams given to
             // `reconcile_on` or `watches_stream`: these end with the shutdown signal too.
             let referencing = referencing.take_until(shutdown.signal().requested());
-            ctx.owners.add_autoscalers(reader.clone());
             // The HorizontalPodAutoscalers of the scope: a change to one (created, retargeted,
             // deleted) has the autoscalers of its target reconciled at once, to hold or resume.
             let (hpa_reader, hpa_writer) = reflector::store();
@@ -613,6 +632,7 @@ async fn forget_deleted_objects(
             .lock()
             .expect("backoff lock poisoned")
             .retain(|r, _| refs.contains(r));
+        ctx.statuses.retain(|r| refs.contains(r));
         let secrets: HashSet<(String, String)> = objects
             .iter()
             .flat_map(|o| {
@@ -627,5 +647,6 @@ async fn forget_deleted_objects(
         ctx.connections
             .retain_secrets(|ns, name| secrets.contains(&(ns.to_owned(), name.to_owned())));
         ctx.poller.forget_unused();
+        ctx.targets.forget_expired();
     }
 }

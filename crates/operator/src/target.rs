@@ -1,5 +1,7 @@
-//! The scaled workload: resolved through discovery, read and written only through its `scale`
-//! subresource (plus a read of `status.readyReplicas` for the kinds that have it).
+//! The scaled workload: resolved through discovery, written only through its `scale`
+//! subresource, read from a watch of its kind where there is one ([`crate::workloads`]:
+//! Deployments, StatefulSets, ReplicaSets) and otherwise through `scale` (plus a read of
+//! `status.readyReplicas` for the kinds that have it).
 //!
 //! Any kind with a `scale` subresource works. Discovery answers are cached per
 //! (apiVersion, kind) for [`DISCOVERY_TTL`], so a CRD installed later is picked up without a
@@ -15,10 +17,17 @@ use kube::{
 };
 use serde_json::json;
 
-use crate::ttl_cache::TtlCache;
+use crate::{
+    ttl_cache::TtlCache,
+    workloads::{WorkloadCaches, WorkloadKind},
+};
 
 /// How long a discovery answer is trusted.
 pub const DISCOVERY_TTL: Duration = Duration::from_secs(300);
+/// How long after a write of its `/scale` a target is read through `/scale` (once) rather than
+/// from its watch: longer than the longest polling interval (3600 s), so the next reconcile
+/// after a write always reads what the API server holds.
+pub const READ_AFTER_WRITE_TTL: Duration = Duration::from_secs(7200);
 
 /// The target's replica counts, as the engine needs them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +48,17 @@ pub struct ScaleRead {
     pub replicas: Replicas,
     /// The Scale's `metadata.resourceVersion` (that of the workload), if the server sent one.
     pub resource_version: Option<String>,
+    /// Where the counts come from.
+    pub source: ReadSource,
+}
+
+/// Where a [`ScaleRead`] comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadSource {
+    /// The watch of the target's kind: no request was made.
+    Watch,
+    /// A GET of the target's `/scale` (and of the object, for its ready replicas).
+    Scale,
 }
 
 /// Why the target could not be read or written.
@@ -126,6 +146,10 @@ pub struct Targets {
     client: Client,
     /// Discovery answers by (apiVersion, kind).
     cache: TtlCache<(String, String), Resolved>,
+    /// The watched workloads' replica counts.
+    workloads: WorkloadCaches,
+    /// Targets (namespace, kind, name) whose `/scale` was written and not read since.
+    written: TtlCache<(String, WorkloadKind, String), ()>,
 }
 
 /// Whether kind `kind` of API group `group` has `readyReplicas` in its status (omitted when 0).
@@ -142,12 +166,21 @@ pub fn reports_ready_replicas(target: &ScaleTargetRef) -> bool {
 }
 
 impl Targets {
-    /// A target reader using `client`.
-    pub fn new(client: Client) -> Self {
+    /// A target reader using `client`; the workloads of `namespaces` (all when empty) are
+    /// watched.
+    pub fn new(client: Client, namespaces: Vec<String>) -> Self {
         Targets {
+            workloads: WorkloadCaches::new(client.clone(), namespaces),
             client,
             cache: TtlCache::new(DISCOVERY_TTL),
+            written: TtlCache::new(READ_AFTER_WRITE_TTL),
         }
+    }
+
+    /// Drops the read-after-write marks older than [`READ_AFTER_WRITE_TTL`] (those of targets
+    /// no autoscaler read again).
+    pub fn forget_expired(&self) {
+        self.written.retain(|_| true);
     }
 
     async fn resolve(&self, target: &ScaleTargetRef) -> Result<(ApiResource, bool), TargetError> {
@@ -223,8 +256,28 @@ impl Targets {
         }
     }
 
-    /// Reads the target's scale (and ready replicas where its kind has them).
+    /// Reads the target's scale (and ready replicas where its kind has them): from the watch
+    /// of its kind when that holds it and the target was not written since the last read,
+    /// otherwise through `/scale`.
     pub async fn read(
+        &self,
+        namespace: &str,
+        target: &ScaleTargetRef,
+    ) -> Result<ScaleRead, TargetError> {
+        if let Some(kind) = WorkloadKind::of(&target.api_version, &target.kind) {
+            let key = (namespace.to_owned(), kind, target.name.clone());
+            if self.written.get(&key).is_some() {
+                self.written.remove(&key);
+            } else if let Some(read) = self.workloads.get(kind, namespace, &target.name) {
+                return Ok(read);
+            }
+        }
+        self.read_scale(namespace, target).await
+    }
+
+    /// Reads the target's scale through the API server (what `doctor` does: one read is not
+    /// worth a watch).
+    pub async fn read_scale(
         &self,
         namespace: &str,
         target: &ScaleTargetRef,
@@ -261,6 +314,7 @@ impl Targets {
                 ready,
             },
             resource_version,
+            source: ReadSource::Scale,
         })
     }
 
@@ -279,13 +333,23 @@ impl Targets {
         let (resource, _) = self.resolve(target).await?;
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.client.clone(), namespace, &resource);
-        api.patch_scale(
-            &target.name,
-            &PatchParams::default(),
-            &Patch::Merge(scale_patch(replicas, resource_version)),
-        )
-        .await
-        .map_err(|e| Self::api_error("updating", namespace, target, e))?;
+        let written = api
+            .patch_scale(
+                &target.name,
+                &PatchParams::default(),
+                &Patch::Merge(scale_patch(replicas, resource_version)),
+            )
+            .await
+            .map_err(|e| Self::api_error("updating", namespace, target, e));
+        // After a write (or a conflict: the cache was behind), the watch may not have the
+        // workload's new state yet: the next read asks the API server.
+        if matches!(&written, Ok(_) | Err(TargetError::Conflict { .. }))
+            && let Some(kind) = WorkloadKind::of(&target.api_version, &target.kind)
+        {
+            self.written
+                .insert((namespace.to_owned(), kind, target.name.clone()), ());
+        }
+        written?;
         Ok(())
     }
 }

@@ -8,7 +8,6 @@ pub(crate) fn now_time() -> String {
 }
 
 /// `metav1.MicroTime`: RFC 3339 with microsecond precision, in UTC.
-#[cfg(test)]
 pub(crate) fn now_micro_time() -> String {
     Timestamp::now()
         .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")

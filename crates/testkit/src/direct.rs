@@ -206,6 +206,25 @@ impl Store {
             .collect()
     }
 
+    /// How many objects of a type, in one namespace or all, satisfy `predicate`; unlike
+    /// [`list`](Self::list) it copies nothing, so a benchmark can ask often about many objects.
+    pub fn count(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        predicate: impl Fn(&Value) -> bool,
+    ) -> usize {
+        let Ok(rt) = self.resolve(api_version, kind) else {
+            return 0;
+        };
+        self.shared
+            .with(|s| s.objects(&rt, namespace))
+            .iter()
+            .filter(|o| predicate(o))
+            .count()
+    }
+
     /// Replaces an object (PUT): `metadata.resourceVersion`, if set, must be current.
     pub fn update(&self, object: Value) -> Result<Value, ApiError> {
         self.put(object, Sub::Main)

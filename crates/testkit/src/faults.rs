@@ -293,7 +293,8 @@ impl Faults {
 pub struct RequestRecord {
     /// Increasing sequence number, from 1.
     pub seq: u64,
-    /// When the request arrived (RFC 3339).
+    /// When the request was handled, after any injected delay (RFC 3339 with microseconds, so
+    /// the order of events within a second can be checked).
     pub time: String,
     /// HTTP method.
     pub method: String,

@@ -532,7 +532,7 @@ async fn handle(
     };
     let mut record = RequestRecord {
         seq: 0,
-        time: clock::now_time(),
+        time: clock::now_micro_time(),
         method: req.method.to_string(),
         path: req.path.clone(),
         query,

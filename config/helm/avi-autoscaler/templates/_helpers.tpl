@@ -98,10 +98,11 @@ AviControllers and Namespaces have no namespace a Role could grant them in. */}}
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]
   verbs: ["list", "watch"]
-# Read the target's status.readyReplicas.
+# Watch the targets' replica counts (an initial list, then watches) instead of reading /scale
+# every tick; read one target with its status.readyReplicas after a write of its scale.
 - apiGroups: ["apps"]
   resources: ["deployments", "statefulsets", "replicasets"]
-  verbs: ["get"]
+  verbs: ["get", "list", "watch"]
 # Read and change the target's replicas, only through the scale subresource.
 - apiGroups: ["apps"]
   resources: ["deployments/scale", "statefulsets/scale", "replicasets/scale"]

@@ -657,3 +657,58 @@ async fn state_nobody_asks_for_is_forgotten() {
     core.forget_unused();
     assert_eq!(core.batch_count(), 0, "the pair's interest ran out");
 }
+
+/// One operator tick: `n` autoscalers with aligned `interval`s reconcile spread evenly over
+/// `spread` (in a different order each tick), each taking only answers of its own tick.
+async fn operator_tick(
+    core: &Arc<Core<Fake>>,
+    n: usize,
+    tick: u64,
+    interval: Duration,
+    spread: Duration,
+) {
+    let start = tokio::time::Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let position = (i as u64 * 7919 + tick * 104_729) % n as u64;
+        let at = start + spread.mul_f64(position as f64 / n as f64);
+        let core = core.clone();
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep_until(at).await;
+            let since_tick_start = tokio::time::Instant::now() - start;
+            let r = core
+                .fetch(&conn(), &[pool(&format!("p{i}"), OPEN)], since_tick_start)
+                .await;
+            assert!(r[0].is_ok(), "{r:?}");
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    tokio::time::sleep_until(start + interval).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tick_spread_over_more_than_the_cache_ttl_still_costs_one_batch() {
+    let fake = Fake::default();
+    for i in 0..200 {
+        fake.set(&format!("p{i}"), OPEN, &[1.0]);
+    }
+    let core = core(&fake, settings(50));
+    let interval = Duration::from_secs(15);
+    // Reconciles spread over 7 s, longer than the 5 s an answer is cached for by default.
+    let spread = Duration::from_secs(7);
+    for tick in 0..2 {
+        operator_tick(&core, 200, tick, interval, spread).await;
+    }
+    // ceil(200 / 50) = 4 requests a tick; one more at most, when a pair whose ask moved from
+    // late in the last tick to early in this one is not yet known to be due. (Before answers
+    // outlived the cache TTL for callers of their own tick, every reconcile after the first
+    // 5 s cost another batch: 40 requests a tick here.)
+    for tick in 2..8 {
+        let before = fake.request_count();
+        operator_tick(&core, 200, tick, interval, spread).await;
+        let cost = fake.request_count() - before;
+        assert!((4..=5).contains(&cost), "tick {tick}: {cost} requests");
+    }
+}
