@@ -5,7 +5,10 @@
 //! Runs the release `avi-autoscaler` binary (`make bench` builds it) against an in-process
 //! kube-standin and an avi-sim controller serving one pool per autoscaler. `AVI_BENCH_OBJECTS`
 //! sets N (default 1,000; `make bench` also runs 10,000), `AVI_BENCH_TICKS` the steady ticks
-//! measured (default 3). Prints the figures; speed and memory goals live here, not in the tests.
+//! measured (default 3), `AVI_BENCH_INTERVAL` the polling interval in seconds (default 15).
+//! `AVI_BENCH_SHARDS=S` runs S shard processes (`--shard-count S`, each with leader election on
+//! its own Lease) over the same N objects instead of one process. Prints the figures; speed and
+//! memory goals live here, not in the tests.
 
 use std::{
     collections::BTreeMap,
@@ -18,15 +21,16 @@ use serde_json::{Value, json};
 use testkit::ObjectRef;
 
 const NAMESPACE: &str = "bench";
-const INTERVAL: u64 = 15;
 /// The autoscalers carry their connection inline (`spec.controller`).
 const OPERATOR_ARGS: &[&str] = &["--allow-inline-controllers"];
+/// The log level of a production install.
+const LOG: &str = "info";
 
 fn pool(i: usize) -> String {
     format!("k8s-03-cluster--app{i}.example.com_-bench-app{i}-ingress")
 }
 
-fn scenario(n: usize) -> Scenario {
+fn scenario(n: usize, interval: u64) -> Scenario {
     let pools: Vec<Value> = (0..n)
         .map(|i| {
             json!({
@@ -36,10 +40,10 @@ fn scenario(n: usize) -> Scenario {
             })
         })
         .collect();
-    // 20× simulated time: Avi's 300 s buckets close every 15 s, once per polling interval, so
-    // every tick reads new values and the targets scale.
+    // Simulated time runs 300 / interval times faster: Avi's 300 s buckets close once per
+    // polling interval, so every tick reads new values and the targets scale.
     let yaml = serde_json::to_string(&json!({
-        "controller": {"timeScale": 20.0},
+        "controller": {"timeScale": 300.0 / interval as f64},
         "users": [{"username": "admin", "password": "bench"}],
         "tenants": [{"name": "admin"}],
         "pools": pools,
@@ -56,11 +60,11 @@ fn deployment(i: usize) -> Value {
                                  "spec": {"containers": [{"name": "app", "image": "app"}]}}}})
 }
 
-fn autoscaler(i: usize, url: &str) -> Value {
+fn autoscaler(i: usize, url: &str, interval: u64) -> Value {
     json!({"apiVersion": "autoscaling.avi.dev/v1alpha1", "kind": "AviAutoscaler",
            "metadata": {"name": format!("app{i}"), "namespace": NAMESPACE},
            "spec": {"scaleTargetRef": {"name": format!("app{i}")}, "maxReplicas": 10,
-                    "pollingIntervalSeconds": INTERVAL,
+                    "pollingIntervalSeconds": interval,
                     "controller": {"endpoints": [url], "credentialsSecretRef": {"name": "avi"},
                                    "tls": {"caSecretRef": {"name": "avi-ca"}}},
                     "metrics": [{"entity": {"type": "pool", "name": pool(i)},
@@ -148,21 +152,52 @@ async fn align_to_tick(interval: Duration, offset: Duration) {
     tokio::time::sleep(Duration::from_millis((target - now.as_millis()) as u64)).await;
 }
 
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The operator processes: one, or one per shard.
+fn start_operators(cluster: &Cluster, shards: u32) -> Vec<Operator> {
+    if shards <= 1 {
+        return vec![Operator::start_logging(
+            cluster,
+            "operator",
+            OPERATOR_ARGS,
+            LOG,
+        )];
+    }
+    let count = shards.to_string();
+    (0..shards)
+        .map(|i| {
+            let index = i.to_string();
+            let mut args = OPERATOR_ARGS.to_vec();
+            args.extend([
+                "--leader-election",
+                "--lease-namespace",
+                "default",
+                "--shard-count",
+                &count,
+                "--shard-index",
+                &index,
+            ]);
+            Operator::start_logging(cluster, &format!("shard-{i}"), &args, LOG)
+        })
+        .collect()
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let n: usize = std::env::var("AVI_BENCH_OBJECTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
-    let ticks: u32 = std::env::var("AVI_BENCH_TICKS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|t| *t > 0)
-        .unwrap_or(3);
-    let interval = Duration::from_secs(INTERVAL);
+    let n: usize = env_or("AVI_BENCH_OBJECTS", 1000);
+    let ticks: u32 = env_or("AVI_BENCH_TICKS", 3).max(1);
+    let shards: u32 = env_or("AVI_BENCH_SHARDS", 1).max(1);
+    let interval_seconds: u64 = env_or("AVI_BENCH_INTERVAL", 15).max(1);
+    let interval = Duration::from_secs(interval_seconds);
     let cluster = Cluster::start(Duration::from_millis(100)).await;
     cluster.install_crd();
-    let sim = Sim::start(SimConfig::new(scenario(n)))
+    let sim = Sim::start(SimConfig::new(scenario(n, interval_seconds)))
         .await
         .expect("avi-sim starts");
     let store = cluster.kube.store();
@@ -184,7 +219,7 @@ async fn main() {
 
     // Idle: an operator with nothing to do, once its watches have listed.
     let idle = {
-        let operator = Operator::start(&cluster, "idle", OPERATOR_ARGS);
+        let operator = Operator::start_logging(&cluster, "idle", OPERATOR_ARGS, LOG);
         operator.wait_log("watches synced");
         let rss = operator.rss_kib();
         operator.stop();
@@ -194,14 +229,18 @@ async fn main() {
     let created = Instant::now();
     for i in 0..n {
         store.create(deployment(i)).expect("deployment");
-        store.create(autoscaler(i, &sim.url())).expect("autoscaler");
+        store
+            .create(autoscaler(i, &sim.url(), interval_seconds))
+            .expect("autoscaler");
     }
     let creating = created.elapsed();
 
     // From start (list, watch, first poll, first status write) to every object reconciled.
     let started = Instant::now();
-    let operator = Operator::start(&cluster, "operator", OPERATOR_ARGS);
-    operator.wait_log("watches synced");
+    let operators = start_operators(&cluster, shards);
+    for operator in &operators {
+        operator.wait_log("watches synced");
+    }
     let synced = started.elapsed();
     let reconciled = |s: &testkit::Store| {
         s.count(
@@ -211,12 +250,7 @@ async fn main() {
             |a| a.pointer("/status/observedGeneration").is_some(),
         )
     };
-    let limit = Duration::from_secs(
-        std::env::var("AVI_BENCH_DEADLINE_SECONDS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(600),
-    );
+    let limit = Duration::from_secs(env_or("AVI_BENCH_DEADLINE_SECONDS", 600));
     let mut every = tokio::time::interval(Duration::from_millis(200));
     let mut done = reconciled(&store);
     while done < n && started.elapsed() < limit {
@@ -228,46 +262,62 @@ async fn main() {
     } else {
         format!("not reached: {done} of {n} after {limit:?}")
     };
-    let rss_reconciled = operator.rss_kib();
+    let rss =
+        |ops: &[Operator]| -> Vec<Option<u64>> { ops.iter().map(Operator::rss_kib).collect() };
+    let rss_reconciled = rss(&operators);
 
     // Steady state: whole ticks, measured from the middle of one interval to the middle of
     // another, after one tick to settle.
-    let metrics = operator.metrics_addr();
     align_to_tick(interval, interval / 2).await;
     align_to_tick(interval, interval / 2).await;
-    let cpu_before = cpu_time(operator.pid());
+    let cpu_before: Vec<Duration> = operators.iter().map(|o| cpu_time(o.pid())).collect();
     let avi_before = sim.handle().counters();
     let seq_before = cluster.kube.last_request_seq();
-    let scrape_before = http_get(&metrics, "/metrics").await.1;
+    let mut scrapes_before = Vec::new();
+    for operator in &operators {
+        scrapes_before.push(http_get(&operator.metrics_addr(), "/metrics").await.1);
+    }
     let until = Instant::now() + interval * ticks;
-    let mut peak = operator.rss_kib();
+    let mut peak = rss(&operators);
     let mut every_second = tokio::time::interval(Duration::from_secs(1));
     while Instant::now() < until {
         every_second.tick().await;
-        peak = peak.max(operator.rss_kib());
+        for (p, now) in peak.iter_mut().zip(rss(&operators)) {
+            *p = (*p).max(now);
+        }
     }
-    let cpu = cpu_time(operator.pid()) - cpu_before;
+    let cpu: Vec<Duration> = operators
+        .iter()
+        .zip(&cpu_before)
+        .map(|(o, before)| cpu_time(o.pid()) - *before)
+        .collect();
     let avi_after = sim.handle().counters();
-    let (scrape_status, scrape_after) = http_get(&metrics, "/metrics").await;
-    let busy = operator.rss_kib();
+    let mut scrapes_after = Vec::new();
+    for operator in &operators {
+        scrapes_after.push(http_get(&operator.metrics_addr(), "/metrics").await);
+    }
+    let busy = rss(&operators);
     let per_tick = |x: f64| x / f64::from(ticks);
 
     let metric_endpoint = "GET /api/analytics/prometheus-metrics/pool";
     let metric_requests =
         avi_after.requests(metric_endpoint) - avi_before.requests(metric_endpoint);
     let avi_total = avi_after.total() - avi_before.total();
+    let clients: Vec<&str> = operators.iter().map(|o| o.client.as_str()).collect();
     let mut kube: BTreeMap<String, u64> = BTreeMap::new();
     for r in cluster.kube.requests_since(seq_before) {
-        if r.client.as_deref() == Some("operator") {
+        if r.client.as_deref().is_some_and(|c| clients.contains(&c)) {
             *kube.entry(request_kind(&r)).or_default() += 1;
         }
     }
     let kube_total: u64 = kube.values().sum();
-    let reconciles = |scrape: &str, result: &str| {
-        counter(
-            scrape,
-            &format!("avi_autoscaler_reconciliations_total{{result=\"{result}\"}}"),
-        )
+    let reconciles = |result: &str| -> f64 {
+        let series = format!("avi_autoscaler_reconciliations_total{{result=\"{result}\"}}");
+        scrapes_after
+            .iter()
+            .zip(&scrapes_before)
+            .map(|((_, after), before)| counter(after, &series) - counter(before, &series))
+            .sum()
     };
     let scaled = store.count("apps/v1", "Deployment", Some(NAMESPACE), |d| {
         d.pointer("/spec/replicas").and_then(Value::as_i64) > Some(1)
@@ -279,9 +329,18 @@ async fn main() {
         "app0",
     );
     let sample = store.get(&one).expect("app0");
+    let list = |values: &[Option<u64>]| -> String {
+        values
+            .iter()
+            .map(|v| mib(*v))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let cpu_total: f64 = cpu.iter().map(Duration::as_secs_f64).sum();
+    let window = (interval * ticks).as_secs_f64();
 
     println!(
-        "operator at scale: {n} AviAutoscalers, one pool each, polling every {INTERVAL} s, {ticks} steady ticks"
+        "operator at scale: {n} AviAutoscalers, one pool each, polling every {interval_seconds} s, {ticks} steady ticks, {shards} shard process(es)"
     );
     println!("  objects created in the stand-in in:         {creating:.2?}");
     println!(
@@ -290,21 +349,25 @@ async fn main() {
     );
     println!(
         "  resident memory with {n} AviAutoscalers:     {} after the first pass, {} steady (peak {})",
-        mib(rss_reconciled),
-        mib(busy),
-        mib(peak)
+        list(&rss_reconciled),
+        list(&busy),
+        list(&peak)
     );
     println!("  start to watches synced:                    {synced:.2?}");
     println!("  start to all {n} reconciled once:          {all_reconciled}");
     println!(
-        "  CPU per tick:                               {:.2} s ({:.3} cores on average)",
-        per_tick(cpu.as_secs_f64()),
-        cpu.as_secs_f64() / (interval * ticks).as_secs_f64()
+        "  CPU per tick:                               {:.2} s ({:.3} cores on average; per process {})",
+        per_tick(cpu_total),
+        cpu_total / window,
+        cpu.iter()
+            .map(|c| format!("{:.3}", c.as_secs_f64() / window))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     println!(
         "  reconciles per tick:                        {:.1} success, {:.1} deferred",
-        per_tick(reconciles(&scrape_after, "success") - reconciles(&scrape_before, "success")),
-        per_tick(reconciles(&scrape_after, "deferred") - reconciles(&scrape_before, "deferred"))
+        per_tick(reconciles("success")),
+        per_tick(reconciles("deferred"))
     );
     println!(
         "  Avi metric requests per tick:               {:.1} (ceil({n} / 50) = {}); all Avi requests {:.1}",
@@ -327,10 +390,14 @@ async fn main() {
         "  GET /scale per tick:                        {:.1}",
         per_tick(kube.get("GET scale").copied().unwrap_or(0) as f64)
     );
-    println!(
-        "  /metrics scrape:                            {} bytes (HTTP {scrape_status})",
-        scrape_after.len()
-    );
+    for (operator, (status, scrape)) in operators.iter().zip(&scrapes_after) {
+        println!(
+            "  /metrics scrape of {}:{} {} bytes (HTTP {status})",
+            operator.client,
+            " ".repeat(24usize.saturating_sub(operator.client.len())),
+            scrape.len()
+        );
+    }
     println!(
         "  reconciled once (status written):           {} of {n}",
         reconciled(&store)
@@ -340,5 +407,5 @@ async fn main() {
         "  app0: {} replicas desired, metric {}",
         sample["status"]["desiredReplicas"], sample["status"]["metricSummary"]
     );
-    drop(operator);
+    drop(operators);
 }

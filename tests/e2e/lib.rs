@@ -516,6 +516,17 @@ struct LogBook {
     changed: Condvar,
 }
 
+/// The operator's endpoints on free ports of 127.0.0.1.
+const LOCAL_BINDS: [&str; 4] = [
+    "--metrics-bind",
+    "127.0.0.1:0",
+    "--health-bind",
+    "127.0.0.1:0",
+];
+
+/// The tests' log filter: everything the operator says about its decisions.
+const DEBUG_LOG: &str = "info,avi_autoscaler=debug";
+
 /// A running `avi-autoscaler run` process.
 pub struct Operator {
     child: Option<Child>,
@@ -528,29 +539,29 @@ impl Operator {
     /// Starts `avi-autoscaler run` against `cluster`, its requests marked `client`; its
     /// endpoints listen on free ports of 127.0.0.1.
     pub fn start(cluster: &Cluster, client: &str, args: &[&str]) -> Self {
-        let binds = [
-            "--metrics-bind",
-            "127.0.0.1:0",
-            "--health-bind",
-            "127.0.0.1:0",
-        ];
-        Self::spawn(cluster, client, &binds, args)
+        Self::spawn(cluster, client, &LOCAL_BINDS, args, DEBUG_LOG)
+    }
+
+    /// [`start`](Self::start) logging at `filter` (a `RUST_LOG` value) instead of debug: what
+    /// the benchmarks use, so that they measure the log volume of a production install.
+    pub fn start_logging(cluster: &Cluster, client: &str, args: &[&str], filter: &str) -> Self {
+        Self::spawn(cluster, client, &LOCAL_BINDS, args, filter)
     }
 
     /// [`start`](Self::start) without bind flags: the endpoints listen where a pod's would, on
     /// the defaults' fixed ports.
     pub fn start_with_default_binds(cluster: &Cluster, client: &str, args: &[&str]) -> Self {
-        Self::spawn(cluster, client, &[], args)
+        Self::spawn(cluster, client, &[], args, DEBUG_LOG)
     }
 
-    fn spawn(cluster: &Cluster, client: &str, binds: &[&str], args: &[&str]) -> Self {
+    fn spawn(cluster: &Cluster, client: &str, binds: &[&str], args: &[&str], filter: &str) -> Self {
         let mut child = Command::new(workspace_bin("avi-autoscaler"))
             .arg("run")
             .args(binds)
             .args(["--log-format", "json", "--identity", client])
             .args(args)
             .env("KUBECONFIG", cluster.kubeconfig(client))
-            .env("RUST_LOG", "info,avi_autoscaler=debug")
+            .env("RUST_LOG", filter)
             .env_remove("KUBERNETES_SERVICE_HOST")
             .env_remove("POD_NAME")
             .env_remove("POD_NAMESPACE")
