@@ -23,8 +23,10 @@ use testkit::ObjectRef;
 const NAMESPACE: &str = "bench";
 /// The autoscalers carry their connection inline (`spec.controller`).
 const OPERATOR_ARGS: &[&str] = &["--allow-inline-controllers"];
-/// The log level of a production install.
-const LOG: &str = "info";
+/// The operator's log filter: `AVI_BENCH_LOG`, else the level of a production install.
+fn log_filter() -> String {
+    std::env::var("AVI_BENCH_LOG").unwrap_or_else(|_| "info".into())
+}
 
 fn pool(i: usize) -> String {
     format!("k8s-03-cluster--app{i}.example.com_-bench-app{i}-ingress")
@@ -166,7 +168,7 @@ fn start_operators(cluster: &Cluster, shards: u32) -> Vec<Operator> {
             cluster,
             "operator",
             OPERATOR_ARGS,
-            LOG,
+            &log_filter(),
         )];
     }
     let count = shards.to_string();
@@ -183,7 +185,7 @@ fn start_operators(cluster: &Cluster, shards: u32) -> Vec<Operator> {
                 "--shard-index",
                 &index,
             ]);
-            Operator::start_logging(cluster, &format!("shard-{i}"), &args, LOG)
+            Operator::start_logging(cluster, &format!("shard-{i}"), &args, &log_filter())
         })
         .collect()
 }
@@ -219,7 +221,7 @@ async fn main() {
 
     // Idle: an operator with nothing to do, once its watches have listed.
     let idle = {
-        let operator = Operator::start_logging(&cluster, "idle", OPERATOR_ARGS, LOG);
+        let operator = Operator::start_logging(&cluster, "idle", OPERATOR_ARGS, &log_filter());
         operator.wait_log("watches synced");
         let rss = operator.rss_kib();
         operator.stop();
@@ -266,10 +268,29 @@ async fn main() {
         |ops: &[Operator]| -> Vec<Option<u64>> { ops.iter().map(Operator::rss_kib).collect() };
     let rss_reconciled = rss(&operators);
 
-    // Steady state: whole ticks, measured from the middle of one interval to the middle of
-    // another, after one tick to settle.
+    // Steady state: the loads stop moving the targets after a few ticks (the scale-up
+    // policies limit each step); wait for a whole tick without a scale write (at most
+    // AVI_BENCH_SETTLE_TICKS, default 20), then measure whole ticks, from the middle of one
+    // interval to the middle of another.
+    let clients: Vec<String> = operators.iter().map(|o| o.client.clone()).collect();
+    let settle_limit: u32 = env_or("AVI_BENCH_SETTLE_TICKS", 20);
     align_to_tick(interval, interval / 2).await;
-    align_to_tick(interval, interval / 2).await;
+    let mut settle_ticks = 0;
+    loop {
+        let seq = cluster.kube.last_request_seq();
+        align_to_tick(interval, interval / 2).await;
+        settle_ticks += 1;
+        let scale_writes = cluster
+            .kube
+            .requests_since(seq)
+            .iter()
+            .filter(|r| r.method == "PATCH" && r.path.ends_with("/scale"))
+            .filter(|r| r.client.as_ref().is_some_and(|c| clients.contains(c)))
+            .count();
+        if scale_writes == 0 || settle_ticks >= settle_limit {
+            break;
+        }
+    }
     let cpu_before: Vec<Duration> = operators.iter().map(|o| cpu_time(o.pid())).collect();
     let avi_before = sim.handle().counters();
     let seq_before = cluster.kube.last_request_seq();
@@ -303,10 +324,9 @@ async fn main() {
     let metric_requests =
         avi_after.requests(metric_endpoint) - avi_before.requests(metric_endpoint);
     let avi_total = avi_after.total() - avi_before.total();
-    let clients: Vec<&str> = operators.iter().map(|o| o.client.as_str()).collect();
     let mut kube: BTreeMap<String, u64> = BTreeMap::new();
     for r in cluster.kube.requests_since(seq_before) {
-        if r.client.as_deref().is_some_and(|c| clients.contains(&c)) {
+        if r.client.as_ref().is_some_and(|c| clients.contains(c)) {
             *kube.entry(request_kind(&r)).or_default() += 1;
         }
     }
@@ -355,6 +375,7 @@ async fn main() {
     );
     println!("  start to watches synced:                    {synced:.2?}");
     println!("  start to all {n} reconciled once:          {all_reconciled}");
+    println!("  ticks until a tick without scale writes:    {settle_ticks} (limit {settle_limit})");
     println!(
         "  CPU per tick:                               {:.2} s ({:.3} cores on average; per process {})",
         per_tick(cpu_total),

@@ -210,7 +210,7 @@ impl Index {
     }
 
     fn upsert(&mut self, obj: &AviAutoscaler) {
-        let r = ObjectRef::from(obj);
+        let r = index_key(obj);
         self.remove(&r);
         if obj.metadata.deletion_timestamp.is_some() {
             return;
@@ -221,6 +221,16 @@ impl Index {
             .or_default()
             .push(Claim::of(obj));
         self.targets.insert(r, key);
+    }
+}
+
+/// The index's key of `obj`: namespace and name only (an `ObjectRef` made from the object
+/// would also carry its resourceVersion and uid, two more strings per object for nothing).
+fn index_key(obj: &AviAutoscaler) -> ObjectRef<AviAutoscaler> {
+    let r = ObjectRef::new(&obj.name_any());
+    match obj.metadata.namespace.as_deref() {
+        Some(ns) => r.within(ns),
+        None => r,
     }
 }
 
@@ -252,9 +262,9 @@ impl Owners {
                     .relisting
                     .entry(scope)
                     .or_default()
-                    .insert(ObjectRef::from(obj));
+                    .insert(index_key(obj));
             }
-            watcher::Event::Delete(obj) => index.remove(&ObjectRef::from(obj)),
+            watcher::Event::Delete(obj) => index.remove(&index_key(obj)),
             watcher::Event::Init => {
                 index.relisting.insert(scope, HashSet::new());
             }

@@ -16,6 +16,7 @@ use kube::{
     discovery::{ApiResource, oneshot},
 };
 use serde_json::json;
+use tracing::debug;
 
 use crate::{
     ttl_cache::TtlCache,
@@ -268,8 +269,11 @@ impl Targets {
             let key = (namespace.to_owned(), kind, target.name.clone());
             if self.written.get(&key).is_some() {
                 self.written.remove(&key);
+                debug!(target = %target.name, "written since the last read: reading its scale");
             } else if let Some(read) = self.workloads.get(kind, namespace, &target.name) {
                 return Ok(read);
+            } else {
+                debug!(target = %target.name, "not in the watch of its kind (yet): reading its scale");
             }
         }
         self.read_scale(namespace, target).await

@@ -7,7 +7,7 @@
 //! type) and per AviController, each dropped when its object is deleted.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     sync::{Mutex, atomic::AtomicU64},
 };
 
@@ -151,14 +151,16 @@ struct ControllerLabels {
 }
 
 /// The per-object series that exist for one AviAutoscaler, so that they can be removed with it.
+/// An object has a handful of each, so vectors: a hash table per object cost more memory than
+/// the series themselves at 10,000 objects.
 #[derive(Debug, Default)]
 struct ObjectSeries {
     /// `(entity, metric)` of each `metric_value` series.
-    metrics: HashSet<(String, String)>,
+    metrics: Vec<(String, String)>,
     /// The `metric_target` series.
-    targets: HashSet<TargetLabels>,
-    /// The one `condition` series of each condition type, keyed by type.
-    conditions: HashMap<String, ConditionLabels>,
+    targets: Vec<TargetLabels>,
+    /// The one `condition` series of each condition type.
+    conditions: Vec<ConditionLabels>,
 }
 
 /// The operator's metrics, registered in one registry.
@@ -442,14 +444,21 @@ impl Metrics {
             .lock()
             .expect("metrics bookkeeping lock poisoned");
         let series = &mut objects.entry(object.clone()).or_default().metrics;
-        match value {
-            Some(v) => {
+        let known = series
+            .iter()
+            .position(|(e, m)| *e == labels.entity && *m == labels.metric);
+        match (value, known) {
+            (Some(v), known) => {
                 self.metric_value.get_or_create(&labels).set(v);
-                series.insert((labels.entity, labels.metric));
+                if known.is_none() {
+                    series.push((labels.entity, labels.metric));
+                }
             }
-            None => {
+            (None, known) => {
                 self.metric_value.remove(&labels);
-                series.remove(&(labels.entity, labels.metric));
+                if let Some(i) = known {
+                    series.swap_remove(i);
+                }
             }
         }
     }
@@ -490,7 +499,9 @@ impl Metrics {
         self.metric_target
             .get_or_create(&labels)
             .set(target.amount());
-        targets.insert(labels);
+        if !targets.contains(&labels) {
+            targets.push(labels);
+        }
     }
 
     /// Records the ready replicas of an AviAutoscaler's target.
@@ -530,7 +541,6 @@ impl Metrics {
             .expect("metrics bookkeeping lock poisoned");
         let current = &mut objects.entry(object.clone()).or_default().conditions;
         let mut ready = false;
-        let mut seen = HashSet::new();
         for c in conditions {
             let labels = ConditionLabels {
                 namespace: object.namespace.clone(),
@@ -542,16 +552,18 @@ impl Metrics {
             if c.type_ == api::ConditionType::Ready.as_str() {
                 ready = c.status == "True";
             }
-            seen.insert(c.type_.clone());
-            if let Some(old) = current.insert(c.type_.clone(), labels.clone())
-                && old != labels
-            {
-                self.condition.remove(&old);
-            }
             self.condition.get_or_create(&labels).set(1);
+            match current.iter_mut().find(|old| old.r#type == labels.r#type) {
+                Some(old) if *old != labels => {
+                    self.condition.remove(old);
+                    *old = labels;
+                }
+                Some(_) => {}
+                None => current.push(labels),
+            }
         }
-        current.retain(|kind, labels| {
-            let keep = seen.contains(kind);
+        current.retain(|labels| {
+            let keep = conditions.iter().any(|c| c.type_ == labels.r#type);
             if !keep {
                 self.condition.remove(labels);
             }
@@ -625,13 +637,13 @@ impl Metrics {
             }
             self.ready.remove(object);
             self.ready_replicas.remove(object);
-            for labels in series.targets.drain() {
+            for labels in series.targets.drain(..) {
                 self.metric_target.remove(&labels);
             }
-            for (_, labels) in series.conditions.drain() {
+            for labels in series.conditions.drain(..) {
                 self.condition.remove(&labels);
             }
-            for (entity, metric) in series.metrics.drain() {
+            for (entity, metric) in series.metrics.drain(..) {
                 self.metric_value.remove(&MetricLabels {
                     namespace: object.namespace.clone(),
                     name: object.name.clone(),
