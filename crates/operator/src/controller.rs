@@ -383,10 +383,7 @@ async fn reconcile_inner(
         };
         return Ok((Action::requeue(SHARD_WAIT_RECHECK), result));
     }
-    let labels = ObjectLabels {
-        namespace: namespace.clone(),
-        name: name.clone(),
-    };
+    let labels = ObjectLabels::new(&namespace, &name);
 
     // Another autoscaler on the same target: hold, so the two never fight over /scale.
     let hold = match &spec {
