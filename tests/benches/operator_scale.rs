@@ -37,7 +37,7 @@ fn scenario(n: usize, interval: u64) -> Scenario {
         .map(|i| {
             json!({
                 "name": pool(i),
-                "servers": {"count": 1, "firstIp": format!("10.{}.{}.10", 1 + i / 250, i % 250), "port": 8080},
+                "servers": {"count": 1, "firstIp": format!("10.{}.{}.{}", 1 + i / 62_500, (i / 250) % 250, 1 + i % 250), "port": 8080},
                 "load": {"spawnRate": 10, "maxUsers": 100 + (i % 7) * 100, "startAt": 0, "connsPerUser": 1}
             })
         })
@@ -52,14 +52,6 @@ fn scenario(n: usize, interval: u64) -> Scenario {
     }))
     .expect("JSON");
     Scenario::from_yaml(&yaml).expect("a valid scenario")
-}
-
-fn deployment(i: usize) -> Value {
-    json!({"apiVersion": "apps/v1", "kind": "Deployment",
-           "metadata": {"name": format!("app{i}"), "namespace": NAMESPACE},
-           "spec": {"replicas": 1, "selector": {"matchLabels": {"app": format!("app{i}")}},
-                    "template": {"metadata": {"labels": {"app": format!("app{i}")}},
-                                 "spec": {"containers": [{"name": "app", "image": "app"}]}}}})
 }
 
 fn autoscaler(i: usize, url: &str, interval: u64) -> Value {
@@ -230,7 +222,9 @@ async fn main() {
 
     let created = Instant::now();
     for i in 0..n {
-        store.create(deployment(i)).expect("deployment");
+        store
+            .create(e2e::deployment(NAMESPACE, &format!("app{i}")))
+            .expect("deployment");
         store
             .create(autoscaler(i, &sim.url(), interval_seconds))
             .expect("autoscaler");

@@ -155,11 +155,7 @@ async fn a_blackholed_controller_does_not_delay_a_healthy_one() {
         cluster
             .kube
             .store()
-            .create(json!({"apiVersion": "apps/v1", "kind": "Deployment",
-                "metadata": {"name": name, "namespace": NAMESPACE},
-                "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
-                         "template": {"metadata": {"labels": {"app": name}},
-                                      "spec": {"containers": [{"name": "app", "image": "app"}]}}}}))
+            .create(e2e::deployment(NAMESPACE, &name))
             .expect("deployment");
         let mut aas = autoscaler(
             &sim,

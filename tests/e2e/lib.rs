@@ -355,6 +355,15 @@ impl Cluster {
     }
 }
 
+/// A Deployment `name` in `namespace` with one replica, whose pods are labelled `app: name`.
+pub fn deployment(namespace: &str, name: &str) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment",
+           "metadata": {"name": name, "namespace": namespace},
+           "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                    "template": {"metadata": {"labels": {"app": name}},
+                                 "spec": {"containers": [{"name": "app", "image": "app"}]}}}})
+}
+
 /// The manifests of the seed experiment (`examples/kuard`) with an inline connection to an
 /// avi-sim controller: the namespace, the credentials Secret (with `password`) and a Secret with
 /// the simulator's CA, both labelled for inline use, the Deployment with its Service and

@@ -450,11 +450,7 @@ async fn a_selector_limits_the_objects_to_those_it_matches() {
         cluster
             .kube
             .store()
-            .create(json!({"apiVersion": "apps/v1", "kind": "Deployment",
-                "metadata": {"name": name, "namespace": NAMESPACE},
-                "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
-                         "template": {"metadata": {"labels": {"app": name}},
-                                      "spec": {"containers": [{"name": "app", "image": "app"}]}}}}))
+            .create(e2e::deployment(NAMESPACE, name))
             .expect("deployment");
         let mut aas = kuard_autoscaler(&sim, &json!({}));
         aas["metadata"] = json!({"name": name, "namespace": NAMESPACE, "labels": labels});

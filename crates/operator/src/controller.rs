@@ -95,7 +95,7 @@ pub struct Context {
 
 impl Context {
     /// Drops what the process keeps about a deleted AviAutoscaler: its metric series, its
-    /// event recorder and its backoff entry. (A periodic sweep in `run` catches deletions a
+    /// Event series and its backoff entry. (A periodic sweep in `run` catches deletions a
     /// watch missed; cached Secrets are shared, so only that sweep drops them.)
     pub fn forget(&self, obj: &AviAutoscaler) {
         let namespace = obj.namespace().unwrap_or_default();

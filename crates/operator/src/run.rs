@@ -52,7 +52,7 @@ use crate::{
 /// The `reportingController` of Events.
 pub const REPORTING_CONTROLLER: &str = "avi-autoscaler";
 
-/// How often the series, event recorders, backoff entries and cached Secrets of deleted
+/// How often the series, Event series, backoff entries and cached Secrets of deleted
 /// AviAutoscalers are dropped.
 const FORGET_DELETED_EVERY: Duration = Duration::from_secs(30);
 
@@ -599,7 +599,7 @@ impl Controllers {
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Every [`FORGET_DELETED_EVERY`] until shutdown: drops the per-object metric series, event
-/// recorders and backoff entries of AviAutoscalers no longer in any watch's cache, the cached
+/// series and backoff entries of AviAutoscalers no longer in any watch's cache, the cached
 /// Secrets no AviAutoscaler references, and the Avi poller's state nobody asks for.
 async fn forget_deleted_objects(
     stores: Vec<Store<AviAutoscaler>>,

@@ -172,19 +172,32 @@ struct Scoped<K: k8s_openapi::Resource + Clone + 'static> {
     synced: Arc<AtomicBool>,
 }
 
-struct Watched<K: k8s_openapi::Resource + Clone + 'static> {
-    scopes: Vec<Scoped<K>>,
+/// What a watched workload kind is: a namespaced k8s-openapi type.
+trait WorkloadType:
+    k8s_openapi::Resource<Scope = NamespaceResourceScope>
+    + Clone
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
 }
 
-impl<K> KindCache for Watched<K>
-where
+impl<K> WorkloadType for K where
     K: k8s_openapi::Resource<Scope = NamespaceResourceScope>
         + Clone
         + std::fmt::Debug
         + Send
         + Sync
-        + 'static,
+        + 'static
 {
+}
+
+struct Watched<K: k8s_openapi::Resource + Clone + 'static> {
+    scopes: Vec<Scoped<K>>,
+}
+
+impl<K: WorkloadType> KindCache for Watched<K> {
     fn get(&self, namespace: &str, name: &str) -> Option<ScaleRead> {
         let scope = self
             .scopes
@@ -201,15 +214,7 @@ where
 }
 
 /// Starts the watches of kind `K` in `namespaces` (all when empty).
-fn watch<K>(client: &Client, namespaces: &[String]) -> Arc<dyn KindCache>
-where
-    K: k8s_openapi::Resource<Scope = NamespaceResourceScope>
-        + Clone
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
+fn watch<K: WorkloadType>(client: &Client, namespaces: &[String]) -> Arc<dyn KindCache> {
     let scopes: Vec<Option<String>> = if namespaces.is_empty() {
         vec![None]
     } else {
