@@ -61,6 +61,28 @@ async fn wait_first_status(cluster: &Cluster) {
         .await;
 }
 
+/// Takes the operator's Lease for `replica-b` for a minute, through kubectl, as a forced
+/// takeover would.
+fn take_lease_as_replica_b(cluster: &Cluster) {
+    let now = format!("{:.6}", Timestamp::now());
+    cluster.kubectl_ok(
+        &[
+            "patch",
+            "lease",
+            "avi-autoscaler",
+            "-n",
+            "default",
+            "--type",
+            "merge",
+            "-p",
+            &json!({"spec": {"holderIdentity": "replica-b", "renewTime": now,
+                             "acquireTime": now, "leaseDurationSeconds": 60}})
+            .to_string(),
+        ],
+        None,
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_taken_during_a_slow_fetch_leaves_the_old_leader_no_write() {
     let (cluster, sim) = seed(json!({"pollingIntervalSeconds": 2})).await;
@@ -109,23 +131,7 @@ async fn a_lease_taken_during_a_slow_fetch_leaves_the_old_leader_no_write() {
         .await;
 
     // Another identity takes the Lease while the leader waits on Avi.
-    let now = format!("{:.6}", Timestamp::now());
-    cluster.kubectl_ok(
-        &[
-            "patch",
-            "lease",
-            "avi-autoscaler",
-            "-n",
-            "default",
-            "--type",
-            "merge",
-            "-p",
-            &json!({"spec": {"holderIdentity": "replica-b", "renewTime": now,
-                             "acquireTime": now, "leaseDurationSeconds": 60}})
-            .to_string(),
-        ],
-        None,
-    );
+    take_lease_as_replica_b(&cluster);
     let handover = cluster.kube.last_request_seq();
 
     // The slow answer arrives (it asks for 4 replicas); the old leader abandons that reconcile
@@ -321,23 +327,7 @@ async fn a_replica_never_renews_a_lease_another_identity_took() {
         .await;
 
     // Another identity takes the Lease (as after a forced takeover) for a minute.
-    let now = format!("{:.6}", Timestamp::now());
-    cluster.kubectl_ok(
-        &[
-            "patch",
-            "lease",
-            "avi-autoscaler",
-            "-n",
-            "default",
-            "--type",
-            "merge",
-            "-p",
-            &json!({"spec": {"holderIdentity": "replica-b", "renewTime": now,
-                             "acquireTime": now, "leaseDurationSeconds": 60}})
-            .to_string(),
-        ],
-        None,
-    );
+    take_lease_as_replica_b(&cluster);
     let handover = cluster.kube.last_request_seq();
     let lease_path = "/apis/coordination.k8s.io/v1/namespaces/default/leases/avi-autoscaler";
     let lease_requests = |c: &Cluster, method: &str| -> Vec<String> {
